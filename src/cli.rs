@@ -1,0 +1,102 @@
+//! Command-line types (clap) and their conversion into plain configs. Nothing
+//! outside this file sees clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cmd::{IndexConfig, MatchConfig};
+use crate::output::Format;
+
+/// Identify soundtrack music offline against your own OST library.
+#[derive(Debug, Parser)]
+#[command(name = "ostid", version, about, long_about = None)]
+pub struct Cli {
+    /// Index directory [default: the user's data directory, ostid/index]
+    #[arg(long, global = true, env = "OSTID_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// No progress bar and no summary on stderr (errors are still shown)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fingerprint audio files and folders into the index
+    Index(IndexArgs),
+    /// Identify clips: which piece, from which work, and where in it
+    #[command(name = "match")]
+    Match(MatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Folders or files to index
+    #[arg(required = true, value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Worker threads [default: all cores]
+    #[arg(short = 'j', long)]
+    pub threads: Option<usize>,
+    /// Fingerprint preset for a new index (default, dense)
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Fingerprint parameters from a JSON file (see `Params` in the README)
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub params: Option<PathBuf>,
+    /// Delete the index and build it again from scratch
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Audio clips to identify; `-` reads standard input
+    #[arg(value_name = "CLIP")]
+    pub clips: Vec<String>,
+    /// Read more clip paths from this file, one per line (`-` for stdin)
+    #[arg(long, value_name = "LIST")]
+    pub from_file: Option<PathBuf>,
+    /// Show this many candidates (the answer plus runner-ups)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub top: u32,
+    /// One JSON object per clip, one per line
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads for decoding clips [default: all cores]
+    #[arg(short = 'j', long)]
+    pub threads: Option<usize>,
+    /// Fingerprint preset the index must have been built with
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+}
+
+impl IndexArgs {
+    pub fn into_config(self, quiet: bool) -> IndexConfig {
+        IndexConfig {
+            paths: self.paths,
+            threads: self.threads,
+            preset: self.preset,
+            params_file: self.params,
+            rebuild: self.rebuild,
+            quiet,
+        }
+    }
+}
+
+impl MatchArgs {
+    pub fn into_config(self, quiet: bool) -> MatchConfig {
+        MatchConfig {
+            clips: self.clips,
+            from_file: self.from_file,
+            top: self.top as usize,
+            format: if self.json { Format::Json } else { Format::Human },
+            threads: self.threads,
+            preset: self.preset,
+            quiet,
+        }
+    }
+}

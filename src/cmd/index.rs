@@ -1,0 +1,239 @@
+//! `ostid index`: walk folders, fingerprint new and changed files in
+//! parallel, and commit them through one writer.
+//!
+//! Workers (rayon) decode and fingerprint; results travel over a bounded
+//! channel to this thread, the only one that writes the store. Tracks are
+//! committed in groups (a segment) at most every few seconds, each group in
+//! one atomic batch followed by a flush, so a killed process loses at most
+//! the group in flight and the next run finishes it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use super::{interrupted, pool, requested_params, watch_interrupt, IndexConfig, Status};
+use crate::decode::{self, DecodeError, DecodeReport, Flow, Source, MIN_DECODED_S};
+use crate::fingerprint::{Fingerprinter, Role};
+use crate::hash::Landmark;
+use crate::library::{self, FoundFile};
+use crate::output::clock;
+use crate::params::Params;
+use crate::progress;
+use crate::store::{Access, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS};
+
+/// Commit pending tracks at least this often.
+const COMMIT_EVERY: Duration = Duration::from_secs(5);
+
+/// Test hook: abort the process (as a crash would) after this many commits.
+const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_COMMITS";
+
+/// Decode and fingerprint one file.
+pub fn fingerprint_file(path: &Path, params: &Params) -> Result<(DecodeReport, Vec<Landmark>), DecodeError> {
+    let mut fp = Fingerprinter::new(params, Role::Index);
+    let mut landmarks = Vec::new();
+    let report = decode::decode(
+        &Source::Path(path.to_path_buf()),
+        params.sample_rate_hz,
+        MIN_DECODED_S,
+        |chunk| {
+            if interrupted() {
+                return Flow::Stop;
+            }
+            fp.push(chunk, &mut |l| landmarks.push(l));
+            Flow::Continue
+        },
+    )?;
+    fp.finish(&mut |l| landmarks.push(l));
+    landmarks.sort_unstable();
+    landmarks.dedup();
+    Ok((report, landmarks))
+}
+
+#[derive(Default)]
+struct Tally {
+    indexed: u64,
+    unchanged: u64,
+    damaged: u64,
+    failed: u64,
+    audio_s: f64,
+}
+
+fn record_for(f: &FoundFile, report: &DecodeReport) -> (TrackRecord, Vec<u8>) {
+    let info = library::track_info(&f.path, &report.tags);
+    let damaged = match (report.truncated_at_s, report.damaged_packets) {
+        (Some(t), _) => Some(format!("truncated at {}", clock(t))),
+        (None, n) if n > 0 => Some(format!("{n} damaged packets skipped")),
+        _ => None,
+    };
+    let (path, path_bytes) = match f.path.to_str() {
+        Some(s) => (s.to_string(), None),
+        None => (
+            f.path.to_string_lossy().into_owned(),
+            Some(library::path_key(&f.path)),
+        ),
+    };
+    let rec = TrackRecord {
+        id: 0,
+        path,
+        path_bytes,
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        title: info.title,
+        work: info.work,
+        composer: info.composer,
+        track_number: info.track_number,
+        duration_s: report.duration_s,
+        damaged,
+        landmarks: 0,
+        segment: 0,
+        slot: 0,
+    };
+    (rec, library::path_key(&f.path))
+}
+
+pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
+    watch_interrupt();
+    let started = Instant::now();
+    let requested = requested_params(cfg.preset.as_deref(), cfg.params_file.as_deref())?;
+    if cfg.rebuild {
+        Store::destroy(&db)?;
+    }
+    let mut store = Store::open(&db, Access::Write, requested.as_ref())?;
+    let params = store.params().clone();
+    let failpoint: Option<u64> = std::env::var(FAILPOINT_ENV).ok().and_then(|v| v.parse().ok());
+
+    let walk = library::walk(&cfg.paths);
+    let mut tally = Tally::default();
+    for (path, err) in &walk.errors {
+        eprintln!("ostid: {}: {err}", path.display());
+        tally.failed += 1;
+    }
+    let mut todo: Vec<(FoundFile, Option<u32>)> = Vec::new();
+    for f in walk.files {
+        match store.track_for_path(&library::path_key(&f.path))? {
+            Some(rec) if rec.size == f.size && rec.mtime_ns == f.mtime_ns => tally.unchanged += 1,
+            Some(rec) => todo.push((f, Some(rec.id))),
+            None => todo.push((f, None)),
+        }
+    }
+
+    let pool = pool(cfg.threads)?;
+    let threads = pool.current_num_threads();
+    let pb = progress::bar(todo.len() as u64, cfg.quiet, "indexing");
+    let abort = AtomicBool::new(false);
+    let (tx, rx) = mpsc::sync_channel(threads * 2);
+    let mut commits: u64 = 0;
+
+    let writer_result: Result<()> = std::thread::scope(|s| {
+        let todo = &todo;
+        let abort = &abort;
+        let params = &params;
+        s.spawn(move || {
+            pool.install(|| {
+                todo.par_iter().for_each_with(tx, |tx, (f, replaced)| {
+                    if interrupted() || abort.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let res = fingerprint_file(&f.path, params);
+                    let _ = tx.send((f, *replaced, res));
+                })
+            })
+        });
+
+        let mut pending: Vec<NewTrack> = Vec::new();
+        let mut pending_replaced: Vec<u32> = Vec::new();
+        let mut pending_postings = 0usize;
+        let mut last_commit = Instant::now();
+        let mut commit = |pending: &mut Vec<NewTrack>,
+                          replaced: &mut Vec<u32>,
+                          postings: &mut usize,
+                          store: &mut Store|
+         -> Result<()> {
+            if pending.is_empty() && replaced.is_empty() {
+                return Ok(());
+            }
+            store.commit(std::mem::take(pending), &std::mem::take(replaced))?;
+            *postings = 0;
+            commits += 1;
+            if failpoint.is_some_and(|n| commits >= n) {
+                eprintln!("ostid: failpoint {FAILPOINT_ENV} reached, aborting");
+                std::process::abort();
+            }
+            Ok(())
+        };
+        for (f, replaced, res) in rx {
+            pb.inc(1);
+            match res {
+                Err(DecodeError::Interrupted) => {}
+                Err(e) => {
+                    tally.failed += 1;
+                    pb.suspend(|| eprintln!("ostid: {}: {e}", f.path.display()));
+                }
+                Ok((report, landmarks)) => {
+                    let (record, path_key) = record_for(f, &report);
+                    if let Some(d) = &record.damaged {
+                        tally.damaged += 1;
+                        pb.suspend(|| {
+                            eprintln!("ostid: {}: {d}; indexed what decoded", f.path.display())
+                        });
+                    } else {
+                        tally.indexed += 1;
+                    }
+                    tally.audio_s += report.duration_s;
+                    pending_postings += landmarks.len();
+                    pending.push(NewTrack { record, path_key, landmarks });
+                    pending_replaced.extend(replaced);
+                    let rate = tally.audio_s / started.elapsed().as_secs_f64().max(1e-3);
+                    pb.set_message(format!("{:.2} h audio, {:.0}x real time", tally.audio_s / 3600.0, rate));
+                    if pending.len() >= SEGMENT_MAX_TRACKS
+                        || pending_postings >= SEGMENT_MAX_POSTINGS
+                        || last_commit.elapsed() >= COMMIT_EVERY
+                    {
+                        if let Err(e) = commit(&mut pending, &mut pending_replaced, &mut pending_postings, &mut store) {
+                            abort.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        last_commit = Instant::now();
+                    }
+                }
+            }
+        }
+        commit(&mut pending, &mut pending_replaced, &mut pending_postings, &mut store)
+    });
+    pb.finish_and_clear();
+    writer_result?;
+    store.flush()?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let was_interrupted = interrupted();
+    if !cfg.quiet || was_interrupted {
+        eprintln!(
+            "{}indexed {}, unchanged {}, damaged {}, failed {}; {:.2} h of audio in {:.1} s ({:.0}x real time)",
+            if was_interrupted { "interrupted: " } else { "" },
+            tally.indexed,
+            tally.unchanged,
+            tally.damaged,
+            tally.failed,
+            tally.audio_s / 3600.0,
+            elapsed,
+            tally.audio_s / elapsed.max(1e-9),
+        );
+    }
+    if was_interrupted {
+        let done = tally.indexed + tally.damaged + tally.failed;
+        eprintln!(
+            "ostid: stopped after {done} of {} files; everything listed is saved, run the same command again to finish",
+            todo.len()
+        );
+        return Ok(Status::Interrupted);
+    }
+    Ok(if tally.failed + tally.damaged > 0 {
+        Status::Error
+    } else {
+        Status::Ok
+    })
+}

@@ -1,0 +1,134 @@
+//! `ostid match`: identify clips against the index. Clips are decoded and
+//! fingerprinted in parallel, looked up one by one, and printed in argument
+//! order as soon as each batch is done.
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use super::{pool, requested_params, MatchConfig, Status};
+use crate::decode::{self, Flow, Source};
+use crate::fingerprint::{Fingerprinter, Role};
+use crate::hash::Landmark;
+use crate::matcher::Matcher;
+use crate::output::{self, ClipResult};
+use crate::params::Params;
+use crate::store::{Access, Store};
+
+/// Clips decoded in parallel before their results are printed.
+const BATCH: usize = 64;
+
+/// A query shorter than this cannot be identified.
+const MIN_QUERY_S: f64 = 0.25;
+
+struct Prepared {
+    landmarks: Vec<Landmark>,
+    decode_ms: f64,
+    fingerprint_ms: f64,
+}
+
+/// Decode and fingerprint one query.
+fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
+    let started = Instant::now();
+    let mut fp = Fingerprinter::new(params, Role::Query);
+    let mut landmarks = Vec::new();
+    let mut fp_time = 0.0;
+    decode::decode(&Source::from_arg(query), params.sample_rate_hz, MIN_QUERY_S, |chunk| {
+        let t = Instant::now();
+        fp.push(chunk, &mut |l| landmarks.push(l));
+        fp_time += t.elapsed().as_secs_f64();
+        Flow::Continue
+    })
+    .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    fp.finish(&mut |l| landmarks.push(l));
+    fp_time += t.elapsed().as_secs_f64();
+    let total = started.elapsed().as_secs_f64();
+    Ok(Prepared {
+        landmarks,
+        decode_ms: (total - fp_time) * 1000.0,
+        fingerprint_ms: fp_time * 1000.0,
+    })
+}
+
+fn read_list(path: &PathBuf) -> Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(io::BufReader::new(io::stdin()))
+    } else {
+        Box::new(io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot read the clip list {}", path.display()))?,
+        ))
+    };
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("cannot read the clip list {}", path.display()))?;
+        let line = line.trim_end_matches('\r');
+        if !line.is_empty() {
+            out.push(line.to_string());
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
+    let mut queries = cfg.clips.clone();
+    if let Some(list) = &cfg.from_file {
+        queries.extend(read_list(list)?);
+    }
+    if queries.is_empty() {
+        bail!("no clips given; pass audio files, `-` for standard input, or --from-file LIST");
+    }
+    let stdin_uses = queries.iter().filter(|q| *q == "-").count()
+        + usize::from(cfg.from_file.as_ref().is_some_and(|f| f.as_os_str() == "-"));
+    if stdin_uses > 1 {
+        bail!("standard input (`-`) can be read only once per run");
+    }
+    let requested = requested_params(cfg.preset.as_deref(), None)?;
+    let store = Store::open(&db, Access::Read, requested.as_ref())?;
+    let mut matcher = Matcher::new(&store)?;
+    let params = matcher.params().clone();
+    let pool = pool(cfg.threads)?;
+    let prefix = queries.len() > 1;
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let (mut errors, mut misses) = (0usize, 0usize);
+    for batch in queries.chunks(BATCH) {
+        let prepared: Vec<Result<Prepared, String>> =
+            pool.install(|| batch.par_iter().map(|q| prepare(q, &params)).collect());
+        for (query, prep) in batch.iter().zip(prepared) {
+            let result = match prep {
+                Err(e) => ClipResult { query: query.clone(), outcome: Err(e), decode_ms: 0.0, match_ms: 0.0 },
+                Ok(p) => {
+                    let t = Instant::now();
+                    let outcome = matcher
+                        .identify(&p.landmarks, cfg.top)
+                        .map_err(|e| format!("{e:#}"));
+                    let match_ms = p.fingerprint_ms + t.elapsed().as_secs_f64() * 1000.0;
+                    ClipResult { query: query.clone(), outcome, decode_ms: p.decode_ms, match_ms }
+                }
+            };
+            match &result.outcome {
+                Err(_) => errors += 1,
+                Ok(o) if o.best.is_none() => misses += 1,
+                Ok(_) => {}
+            }
+            output::write_result(&mut out, &result, cfg.format, prefix)?;
+        }
+        out.flush()?;
+    }
+    if !cfg.quiet && queries.len() > 1 {
+        let found = queries.len() - errors - misses;
+        eprintln!("{} clips: {found} matched, {misses} no match, {errors} errors", queries.len());
+    }
+    Ok(if errors > 0 {
+        Status::Error
+    } else if misses > 0 {
+        Status::NoMatch
+    } else {
+        Status::Ok
+    })
+}

@@ -1,0 +1,40 @@
+//! ostid identifies soundtrack music offline against your own library.
+//!
+//! The pipeline, one module per stage, data flowing one way and
+//! incrementally: [`decode`] turns a file or a pipe into mono chunks at the
+//! fingerprint rate; [`spectrogram`] turns them into log-power frames;
+//! [`peaks`] keeps the local maxima; [`hash`] pairs peaks into landmarks
+//! ([`fingerprint`] wires these three). Landmarks go to the [`store`] (sled)
+//! when indexing, or to the [`matcher`], which votes on consistent time
+//! offsets and returns data that [`output`] renders. [`params`] holds every
+//! knob in one struct whose digest the index records; [`library`] walks
+//! folders and names tracks; [`cmd`] has one file per subcommand; [`cli`] is
+//! the only place that knows clap.
+
+pub mod cli;
+pub mod cmd;
+pub mod decode;
+pub mod fingerprint;
+pub mod hash;
+pub mod library;
+pub mod matcher;
+pub mod output;
+pub mod params;
+pub mod peaks;
+pub mod progress;
+pub mod spectrogram;
+pub mod store;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+pub use cmd::Status;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<Status> {
+    let db = cmd::db_dir(cli.db)?;
+    match cli.command {
+        Command::Index(args) => cmd::index::run(db, args.into_config(cli.quiet)),
+        Command::Match(args) => cmd::matching::run(db, args.into_config(cli.quiet)),
+    }
+}

@@ -1,0 +1,180 @@
+//! Fingerprint parameters: one struct, its defaults and presets, and a digest
+//! the index records so that a query is always fingerprinted the way the
+//! library was. Matching thresholds live here too, since they are tuned
+//! against the density these parameters produce.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that shapes a fingerprint. Stored in the index as JSON; the
+/// digest of that JSON must match for an index to be reused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Name of the preset these values came from (informational).
+    pub preset: String,
+    /// Rate the audio is resampled to before analysis, Hz. Default 8000.
+    pub sample_rate_hz: u32,
+    /// FFT window length, samples. Default 1024 (128 ms).
+    pub fft_size: usize,
+    /// Hop between spectrogram frames, samples. Default 256 (32 ms).
+    pub hop_samples: usize,
+    /// Lowest frequency analysed, Hz. Default 150.
+    pub min_freq_hz: f32,
+    /// Highest frequency analysed, Hz. Default 3800.
+    pub max_freq_hz: f32,
+    /// Peaks quieter than this, dB relative to a full-scale sine, are ignored. Default -70.
+    pub peak_floor_db: f32,
+    /// A stored peak is the maximum of +-this many bins... Default 12.
+    pub index_radius_bins: usize,
+    /// ...and +-this many frames. Default 10.
+    pub index_radius_frames: usize,
+    /// A query peak is the maximum of a smaller neighbourhood, so that every
+    /// stored peak that survives damage is found again. Default 7.
+    pub query_radius_bins: usize,
+    /// Default 6.
+    pub query_radius_frames: usize,
+    /// Smallest time gap between the two peaks of a landmark, frames. Default 1.
+    pub min_dt_frames: u32,
+    /// Largest time gap, frames (at most 63: 6 bits). Default 48 (1.5 s).
+    pub max_dt_frames: u32,
+    /// Largest frequency gap, bins (at most 127: 8 bits signed). Default 96.
+    pub max_df_bins: u32,
+    /// Landmarks stored per anchor peak (its nearest targets in time). Default 5.
+    pub index_fan_out: usize,
+    /// Landmarks made per anchor peak of a query. Default 24.
+    pub query_fan_out: usize,
+    /// Offset votes (within +-1 frame) a track needs to be named. Default 8.
+    pub min_votes: u32,
+}
+
+/// Names accepted by `--preset`.
+pub const PRESETS: &[&str] = &["default", "dense"];
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            preset: "default".into(),
+            sample_rate_hz: 8000,
+            fft_size: 1024,
+            hop_samples: 256,
+            min_freq_hz: 150.0,
+            max_freq_hz: 3800.0,
+            peak_floor_db: -70.0,
+            index_radius_bins: 12,
+            index_radius_frames: 10,
+            query_radius_bins: 7,
+            query_radius_frames: 6,
+            min_dt_frames: 1,
+            max_dt_frames: 48,
+            max_df_bins: 96,
+            index_fan_out: 5,
+            query_fan_out: 24,
+            min_votes: 8,
+        }
+    }
+}
+
+impl Params {
+    /// The parameters of a named preset.
+    pub fn preset(name: &str) -> Option<Params> {
+        match name {
+            "default" => Some(Params::default()),
+            // More stored peaks: larger index, more robust to heavy damage.
+            "dense" => Some(Params {
+                preset: "dense".into(),
+                index_radius_bins: 9,
+                index_radius_frames: 8,
+                index_fan_out: 6,
+                ..Params::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// Seconds per spectrogram frame.
+    pub fn frame_s(&self) -> f64 {
+        self.hop_samples as f64 / self.sample_rate_hz as f64
+    }
+
+    /// Width of one FFT bin, Hz.
+    pub fn bin_hz(&self) -> f32 {
+        self.sample_rate_hz as f32 / self.fft_size as f32
+    }
+
+    /// First FFT bin analysed.
+    pub fn first_bin(&self) -> usize {
+        (self.min_freq_hz / self.bin_hz()).ceil() as usize
+    }
+
+    /// One past the last FFT bin analysed (never above Nyquist, nor above
+    /// what 9 bits of frequency can hold).
+    pub fn end_bin(&self) -> usize {
+        let nyquist = self.fft_size / 2;
+        ((self.max_freq_hz / self.bin_hz()).floor() as usize + 1)
+            .min(nyquist)
+            .min(1 << crate::hash::FREQ_BITS)
+    }
+
+    /// Checks that the values fit the hash layout and make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.fft_size.is_power_of_two() || self.fft_size < 64 {
+            return Err("fft_size must be a power of two >= 64".into());
+        }
+        if self.hop_samples == 0 || self.hop_samples > self.fft_size {
+            return Err("hop_samples must be in 1..=fft_size".into());
+        }
+        if self.first_bin() + 1 >= self.end_bin() {
+            return Err("min_freq_hz..max_freq_hz covers no FFT bins".into());
+        }
+        if self.max_dt_frames >= (1 << crate::hash::DT_BITS) || self.min_dt_frames == 0 {
+            return Err(format!(
+                "min_dt_frames must be >= 1 and max_dt_frames < {}",
+                1 << crate::hash::DT_BITS
+            ));
+        }
+        if self.max_df_bins > crate::hash::MAX_DF {
+            return Err(format!("max_df_bins must be <= {}", crate::hash::MAX_DF));
+        }
+        if self.index_fan_out == 0 || self.query_fan_out == 0 {
+            return Err("fan-outs must be >= 1".into());
+        }
+        Ok(())
+    }
+
+    /// A stable 64-bit digest (FNV-1a over the JSON form).
+    pub fn digest(&self) -> u64 {
+        let json = serde_json::to_string(self).expect("params serialize");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in json.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_distinct() {
+        let mut digests = Vec::new();
+        for name in PRESETS {
+            let p = Params::preset(name).unwrap();
+            p.validate().unwrap();
+            digests.push(p.digest());
+        }
+        digests.dedup();
+        assert_eq!(digests.len(), PRESETS.len());
+        assert_eq!(Params::default().digest(), Params::default().digest());
+    }
+
+    #[test]
+    fn bins_cover_the_band() {
+        let p = Params::default();
+        assert_eq!(p.first_bin(), 20);
+        assert!(p.end_bin() <= 512);
+        assert!((p.frame_s() - 0.032).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,235 @@
+//! Spectrogram frames in, spectral peaks out, incrementally.
+//!
+//! A peak is a time-frequency point that is the maximum of the rectangle of
+//! +-`radius_bins` x +-`radius_frames` around it and louder than the floor.
+//! A maximum of a large rectangle is also the maximum of every smaller one,
+//! so query peaks (small rectangle) include every stored peak (large
+//! rectangle) that damage left standing. Frame `c` is decided once frame
+//! `c + radius_frames` has arrived; memory is `2 * radius_frames + 1` frames.
+
+use std::collections::VecDeque;
+
+/// One spectral peak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peak {
+    /// Spectrogram frame index from the start of the stream.
+    pub frame: u32,
+    /// Absolute FFT bin.
+    pub bin: u16,
+    /// Level, dB relative to a full-scale sine.
+    pub db: f32,
+}
+
+/// Incremental rectangle-maximum peak picker.
+pub struct PeakPicker {
+    radius_bins: usize,
+    radius_frames: usize,
+    floor_db: f32,
+    first_bin: usize,
+    /// The last frames seen: (values, values max-filtered along frequency).
+    window: VecDeque<(Vec<f32>, Vec<f32>)>,
+    /// Index of the frame at the front of `window`.
+    front_frame: u32,
+    /// Next frame to decide.
+    next_center: u32,
+    /// Frames pushed so far.
+    pushed: u32,
+    spare: Vec<(Vec<f32>, Vec<f32>)>,
+    scratch_g: Vec<f32>,
+    scratch_h: Vec<f32>,
+}
+
+impl PeakPicker {
+    pub fn new(radius_bins: usize, radius_frames: usize, floor_db: f32, first_bin: usize) -> PeakPicker {
+        PeakPicker {
+            radius_bins,
+            radius_frames,
+            floor_db,
+            first_bin,
+            window: VecDeque::with_capacity(2 * radius_frames + 2),
+            front_frame: 0,
+            next_center: 0,
+            pushed: 0,
+            spare: Vec::new(),
+            scratch_g: Vec::new(),
+            scratch_h: Vec::new(),
+        }
+    }
+
+    /// Feed the next frame; peaks of every frame now decided go to `out`.
+    pub fn push(&mut self, frame: &[f32], out: &mut dyn FnMut(Peak)) {
+        let (mut vals, mut fmax) = self.spare.pop().unwrap_or_default();
+        vals.clear();
+        vals.extend_from_slice(frame);
+        fmax.resize(frame.len(), 0.0);
+        max_filter(
+            frame,
+            self.radius_bins,
+            &mut fmax,
+            &mut self.scratch_g,
+            &mut self.scratch_h,
+        );
+        self.window.push_back((vals, fmax));
+        self.pushed += 1;
+        while self.next_center + (self.radius_frames as u32) < self.pushed {
+            self.decide(out);
+        }
+    }
+
+    /// The stream ended: decide the frames still waiting for their future.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Peak)) {
+        while self.next_center < self.pushed {
+            self.decide(out);
+        }
+    }
+
+    fn decide(&mut self, out: &mut dyn FnMut(Peak)) {
+        let c = self.next_center;
+        let ci = (c - self.front_frame) as usize;
+        let (vals, fmax) = &self.window[ci];
+        for (b, (&v, &m)) in vals.iter().zip(fmax.iter()).enumerate() {
+            if v < self.floor_db || v < m {
+                continue;
+            }
+            let beaten = self
+                .window
+                .iter()
+                .enumerate()
+                .any(|(j, (_, other))| j != ci && other[b] > v);
+            if !beaten {
+                out(Peak {
+                    frame: c,
+                    bin: (b + self.first_bin) as u16,
+                    db: v,
+                });
+            }
+        }
+        self.next_center += 1;
+        // Drop frames no later center can see.
+        while self.front_frame + (self.radius_frames as u32) < self.next_center {
+            if let Some(old) = self.window.pop_front() {
+                self.spare.push(old);
+            }
+            self.front_frame += 1;
+        }
+    }
+}
+
+/// `out[i] = max(x[i-r..=i+r])` (clipped at the ends), in O(n) whatever `r`
+/// (van Herk / Gil-Werman).
+pub fn max_filter(x: &[f32], r: usize, out: &mut [f32], g: &mut Vec<f32>, h: &mut Vec<f32>) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let w = 2 * r + 1;
+    // Pad r on each side with -inf; g = running max from each block start,
+    // h = running max to each block end.
+    let len = n + 2 * r;
+    let padded = |i: usize| -> f32 {
+        if i < r || i >= r + n {
+            f32::NEG_INFINITY
+        } else {
+            x[i - r]
+        }
+    };
+    g.clear();
+    g.resize(len, f32::NEG_INFINITY);
+    h.clear();
+    h.resize(len, f32::NEG_INFINITY);
+    for i in 0..len {
+        let v = padded(i);
+        g[i] = if i % w == 0 { v } else { g[i - 1].max(v) };
+    }
+    for i in (0..len).rev() {
+        let v = padded(i);
+        h[i] = if i % w == w - 1 || i == len - 1 {
+            v
+        } else {
+            h[i + 1].max(v)
+        };
+    }
+    // Window of padded positions [i, i + w - 1] is centred on x[i].
+    for (i, o) in out.iter_mut().enumerate().take(n) {
+        *o = h[i].max(g[i + w - 1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded xorshift, enough for test data.
+    pub(crate) struct Rng(u64);
+    impl Rng {
+        pub(crate) fn new(seed: u64) -> Rng {
+            Rng(seed.max(1))
+        }
+        pub(crate) fn next_f32(&mut self) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 40) as f32 / (1u64 << 24) as f32
+        }
+    }
+
+    /// The naive twin: check the whole rectangle for every point.
+    fn naive_peaks(frames: &[Vec<f32>], rb: usize, rt: usize, floor: f32, first_bin: usize) -> Vec<Peak> {
+        let mut out = Vec::new();
+        for (t, row) in frames.iter().enumerate() {
+            for (b, &v) in row.iter().enumerate() {
+                if v < floor {
+                    continue;
+                }
+                let mut ok = true;
+                for t2 in t.saturating_sub(rt)..(t + rt + 1).min(frames.len()) {
+                    for b2 in b.saturating_sub(rb)..(b + rb + 1).min(row.len()) {
+                        if (t2, b2) != (t, b) && frames[t2][b2] > v {
+                            ok = false;
+                        }
+                    }
+                }
+                if ok {
+                    out.push(Peak { frame: t as u32, bin: (b + first_bin) as u16, db: v });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_picker_equals_naive_on_random_input() {
+        for (seed, rb, rt) in [(1u64, 3usize, 2usize), (7, 12, 10), (42, 7, 6), (99, 0, 0), (5, 1, 30)] {
+            let mut rng = Rng::new(seed);
+            let bins = 60;
+            let frames: Vec<Vec<f32>> = (0..80)
+                .map(|_| (0..bins).map(|_| (rng.next_f32() * 80.0 - 90.0).round()).collect())
+                .collect();
+            let mut fast = Vec::new();
+            let mut p = PeakPicker::new(rb, rt, -75.0, 20);
+            for f in &frames {
+                p.push(f, &mut |pk| fast.push(pk));
+            }
+            p.finish(&mut |pk| fast.push(pk));
+            let naive = naive_peaks(&frames, rb, rt, -75.0, 20);
+            assert!(!naive.is_empty());
+            assert_eq!(fast, naive, "seed {seed} rb {rb} rt {rt}");
+        }
+    }
+
+    #[test]
+    fn max_filter_matches_definition() {
+        let mut rng = Rng::new(3);
+        let x: Vec<f32> = (0..37).map(|_| rng.next_f32()).collect();
+        for r in 0..8 {
+            let mut out = vec![0.0; x.len()];
+            max_filter(&x, r, &mut out, &mut Vec::new(), &mut Vec::new());
+            for i in 0..x.len() {
+                let lo = i.saturating_sub(r);
+                let hi = (i + r + 1).min(x.len());
+                let want = x[lo..hi].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!(out[i], want, "r {r} i {i}");
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Mono samples in, log-power spectrogram frames out, incrementally.
+//!
+//! Frame `i` covers samples `[i * hop, i * hop + fft_size)` of the stream, so
+//! a frame index times the hop is an exact position. Values are dB relative
+//! to a full-scale sine, for the bins `first_bin..end_bin` only. The FFT is
+//! planned once per thread and reused.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::params::Params;
+
+thread_local! {
+    static PLANNER: RefCell<RealFftPlanner<f32>> = RefCell::new(RealFftPlanner::new());
+}
+
+/// Turns a stream of samples into spectrogram frames.
+pub struct SpectrogramBuilder {
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    hop: usize,
+    first_bin: usize,
+    end_bin: usize,
+    /// Samples not yet consumed by a frame.
+    pending: Vec<f32>,
+    input: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
+    frame: Vec<f32>,
+    /// Added to 10*log10(power) so that a full-scale sine peaks at 0 dB.
+    db_offset: f32,
+}
+
+/// Power below this (relative) is treated as this, so silence has a finite dB.
+const POWER_EPS: f32 = 1e-12;
+
+impl SpectrogramBuilder {
+    pub fn new(params: &Params) -> SpectrogramBuilder {
+        let n = params.fft_size;
+        let fft = PLANNER.with(|p| p.borrow_mut().plan_fft_forward(n));
+        let window: Vec<f32> = (0..n)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos())
+            .collect();
+        let gain = window.iter().sum::<f32>() / 2.0;
+        SpectrogramBuilder {
+            input: fft.make_input_vec(),
+            spectrum: fft.make_output_vec(),
+            scratch: fft.make_scratch_vec(),
+            fft,
+            window,
+            hop: params.hop_samples,
+            first_bin: params.first_bin(),
+            end_bin: params.end_bin(),
+            pending: Vec::with_capacity(n * 4),
+            frame: vec![0.0; params.end_bin() - params.first_bin()],
+            db_offset: -20.0 * gain.log10(),
+        }
+    }
+
+    /// Number of values in each frame.
+    pub fn bins(&self) -> usize {
+        self.end_bin - self.first_bin
+    }
+
+    /// Feed samples; `on_frame` gets every frame completed by them, in order.
+    pub fn push(&mut self, samples: &[f32], on_frame: &mut dyn FnMut(&[f32])) {
+        self.pending.extend_from_slice(samples);
+        let n = self.window.len();
+        let mut start = 0;
+        while self.pending.len() - start >= n {
+            for ((dst, &s), &w) in self
+                .input
+                .iter_mut()
+                .zip(&self.pending[start..start + n])
+                .zip(&self.window)
+            {
+                *dst = s * w;
+            }
+            self.fft
+                .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
+                .expect("buffers come from the plan itself");
+            for (dst, c) in self
+                .frame
+                .iter_mut()
+                .zip(&self.spectrum[self.first_bin..self.end_bin])
+            {
+                *dst = 10.0 * (c.norm_sqr() + POWER_EPS).log10() + self.db_offset;
+            }
+            on_frame(&self.frame);
+            start += self.hop;
+        }
+        self.pending.drain(..start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_of(samples: &[f32], params: &Params, piece: usize) -> Vec<Vec<f32>> {
+        let mut b = SpectrogramBuilder::new(params);
+        let mut out = Vec::new();
+        for c in samples.chunks(piece) {
+            b.push(c, &mut |f| out.push(f.to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_sine_peaks_at_its_bin_at_zero_db() {
+        let p = Params::default();
+        let f_hz = 1000.0; // exactly bin 128 at 8 kHz / 1024
+        let s: Vec<f32> = (0..8000)
+            .map(|i| (2.0 * std::f32::consts::PI * f_hz * i as f32 / 8000.0).sin())
+            .collect();
+        let frames = frames_of(&s, &p, 777);
+        assert_eq!(frames.len(), (8000 - 1024) / 256 + 1);
+        for f in &frames {
+            let (argmax, &max) = f
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap();
+            assert_eq!(argmax + p.first_bin(), 128);
+            assert!(max.abs() < 0.5, "full-scale sine should be ~0 dB, got {max}");
+        }
+    }
+
+    #[test]
+    fn chunking_does_not_change_frames() {
+        let p = Params::default();
+        let s: Vec<f32> = (0..20_000).map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5).collect();
+        let a = frames_of(&s, &p, 100);
+        let b = frames_of(&s, &p, 20_000);
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,578 @@
+//! The index on disk: a sled database in one directory, guarded by a lock file.
+//!
+//! Owns: the key layout, the posting encoding, the format version and the
+//! parameter digest, the lock, and atomic commits. Does not own: deciding
+//! what to index (see `cmd::index`) or how votes are counted (`matcher`).
+//!
+//! Everything lives in sled's default tree, so that one `apply_batch` commits
+//! a whole group of tracks atomically: postings, track records, file records
+//! and counters land together or not at all.
+//!
+//! Key layout (integers big-endian):
+//!
+//! | key                               | value                                   |
+//! |-----------------------------------|-----------------------------------------|
+//! | `M` name                          | meta: format, params, digest, counters  |
+//! | `T` track_id:u32                  | [`TrackRecord`] as JSON                 |
+//! | `F` path bytes                    | track_id:u32                            |
+//! | `S` segment:u32                   | track ids of the segment's slots (u32 LE; `u32::MAX` = removed) |
+//! | `H` bucket:u16 segment:u32        | postings of that bucket in that segment |
+//!
+//! Postings are grouped in *segments* (one commit of up to [`SEGMENT_MAX_TRACKS`]
+//! tracks) so that each sled value holds many postings: one key per posting
+//! would cost over 100 bytes each. A value is a run of varint triples
+//! `(low-hash delta, slot, frame)` sorted by low hash, where the bucket is the
+//! top [`BUCKET_BITS`] of the hash and the low hash the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{Landmark, HASH_BITS};
+use crate::params::Params;
+
+/// Bumped whenever the layout above changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Top bits of a hash that select its bucket.
+pub const BUCKET_BITS: u32 = 12;
+pub const BUCKETS: usize = 1 << BUCKET_BITS;
+const LOW_BITS: u32 = HASH_BITS - BUCKET_BITS;
+const LOW_MASK: u32 = (1 << LOW_BITS) - 1;
+/// Tracks per segment at most (slots stay one varint byte).
+pub const SEGMENT_MAX_TRACKS: usize = 127;
+/// Postings per segment before it is committed.
+pub const SEGMENT_MAX_POSTINGS: usize = 600_000;
+/// sled's page cache.
+const CACHE_BYTES: u64 = 48 << 20;
+
+const REMOVED: u32 = u32::MAX;
+
+/// What the index knows of one track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackRecord {
+    pub id: u32,
+    /// Absolute, normalised path (lossy where the name is not UTF-8).
+    pub path: String,
+    /// The exact bytes of the path when it is not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<Vec<u8>>,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub title: String,
+    pub work: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_number: Option<u32>,
+    pub duration_s: f64,
+    /// Set when only part of the file decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+    pub landmarks: u64,
+    pub segment: u32,
+    pub slot: u32,
+}
+
+/// Counters kept in the index (never recounted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub tracks: u64,
+    pub landmarks: u64,
+    pub audio_s: f64,
+    pub next_track: u32,
+    pub next_segment: u32,
+}
+
+/// A track ready to be committed.
+pub struct NewTrack {
+    pub record: TrackRecord,
+    pub path_key: Vec<u8>,
+    pub landmarks: Vec<Landmark>,
+}
+
+/// An open index. Holds the lock until dropped.
+pub struct Store {
+    db: sled::Db,
+    dir: PathBuf,
+    params: Params,
+    counters: Counters,
+    _lock: File,
+}
+
+/// The user's default index location.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("ostid").join("index"))
+}
+
+fn meta_key(name: &str) -> Vec<u8> {
+    let mut k = b"M".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn track_key(id: u32) -> [u8; 5] {
+    let mut k = [b'T', 0, 0, 0, 0];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn file_key(path_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(path_key.len() + 1);
+    k.push(b'F');
+    k.extend_from_slice(path_key);
+    k
+}
+
+fn segment_key(seg: u32) -> [u8; 5] {
+    let mut k = [b'S', 0, 0, 0, 0];
+    k[1..].copy_from_slice(&seg.to_be_bytes());
+    k
+}
+
+fn posting_key(bucket: u16, seg: u32) -> [u8; 7] {
+    let mut k = [b'H', 0, 0, 0, 0, 0, 0];
+    k[1..3].copy_from_slice(&bucket.to_be_bytes());
+    k[3..].copy_from_slice(&seg.to_be_bytes());
+    k
+}
+
+/// Split a hash into its bucket and low part.
+pub fn split_hash(hash: u32) -> (u16, u32) {
+    ((hash >> LOW_BITS) as u16, hash & LOW_MASK)
+}
+
+/// One stored posting, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Posting {
+    pub low: u32,
+    pub slot: u32,
+    pub frame: u32,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(data: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut v: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        v |= ((b & 0x7f) as u32).checked_shl(shift)?;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Encode postings (sorted here) into a value.
+pub fn encode_postings(postings: &mut [Posting]) -> Vec<u8> {
+    postings.sort_unstable();
+    let mut out = Vec::with_capacity(postings.len() * 4);
+    let mut prev = 0;
+    for p in postings.iter() {
+        put_varint(&mut out, p.low - prev);
+        put_varint(&mut out, p.slot);
+        put_varint(&mut out, p.frame);
+        prev = p.low;
+    }
+    out
+}
+
+/// Decode a value; `None` if it is malformed.
+pub fn decode_postings(data: &[u8], out: &mut Vec<Posting>) -> Option<()> {
+    let mut pos = 0;
+    let mut low = 0u32;
+    while pos < data.len() {
+        low = low.checked_add(get_varint(data, &mut pos)?)?;
+        let slot = get_varint(data, &mut pos)?;
+        let frame = get_varint(data, &mut pos)?;
+        out.push(Posting { low, slot, frame });
+    }
+    Some(())
+}
+
+/// How a command wants the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// It must exist; nothing is created.
+    Read,
+    /// Create it if missing (with the given params).
+    Write,
+}
+
+impl Store {
+    /// Open the index at `dir`. `params` are what the caller wants: for a new
+    /// index they are recorded; for an existing one, `Some` must agree with
+    /// what is recorded (`None` accepts whatever the index has).
+    pub fn open(dir: &Path, access: Access, params: Option<&Params>) -> Result<Store> {
+        let sled_dir = dir.join("sled");
+        let exists = sled_dir.join("conf").exists();
+        if !exists && access == Access::Read {
+            bail!(
+                "no index at {}; create one with `ostid index DIR` (or point --db / OSTID_DB at an existing one)",
+                dir.display()
+            );
+        }
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the index directory {}", dir.display()))?;
+        let lock = take_lock(dir)?;
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::LowSpace)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| {
+                anyhow!(
+                    "the index at {} will not open ({e}); rebuild it with `ostid index --rebuild DIR...`",
+                    dir.display()
+                )
+            })?;
+        let stored_version = db.get(meta_key("format"))?;
+        let stored_params = match stored_version {
+            None => {
+                let p = params.cloned().unwrap_or_default();
+                p.validate().map_err(|e| anyhow!("invalid parameters: {e}"))?;
+                let mut batch = sled::Batch::default();
+                batch.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..]);
+                batch.insert(meta_key("params"), serde_json::to_vec(&p)?);
+                batch.insert(meta_key("digest"), &p.digest().to_be_bytes()[..]);
+                batch.insert(meta_key("counters"), serde_json::to_vec(&Counters::default())?);
+                db.apply_batch(batch)?;
+                db.flush()?;
+                p
+            }
+            Some(v) => {
+                let version = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                if version != FORMAT_VERSION {
+                    bail!(
+                        "the index at {} has format version {version}, this ostid reads version {FORMAT_VERSION}; rebuild it with `ostid index --rebuild DIR...`",
+                        dir.display()
+                    );
+                }
+                let raw = db
+                    .get(meta_key("params"))?
+                    .ok_or_else(|| anyhow!("the index at {} has no parameters recorded; rebuild it with `ostid index --rebuild DIR...`", dir.display()))?;
+                let stored: Params = serde_json::from_slice(&raw).with_context(|| {
+                    format!("the parameters recorded in {} are unreadable; rebuild it with `ostid index --rebuild DIR...`", dir.display())
+                })?;
+                if let Some(want) = params {
+                    if want.digest() != stored.digest() {
+                        bail!(
+                            "the index at {} was built with preset/parameters '{}' (digest {:016x}), not '{}' (digest {:016x}); drop --preset/--params to use it as it is, or rebuild it with `ostid index --rebuild --preset {} DIR...`",
+                            dir.display(),
+                            stored.preset,
+                            stored.digest(),
+                            want.preset,
+                            want.digest(),
+                            want.preset
+                        );
+                    }
+                }
+                stored
+            }
+        };
+        let counters = match db.get(meta_key("counters"))? {
+            Some(raw) => serde_json::from_slice(&raw).context("index counters unreadable")?,
+            None => Counters::default(),
+        };
+        Ok(Store {
+            db,
+            dir: dir.to_path_buf(),
+            params: stored_params,
+            counters,
+            _lock: lock,
+        })
+    }
+
+    /// Remove an index directory entirely (for `--rebuild`): takes the lock first.
+    pub fn destroy(dir: &Path) -> Result<()> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        let lock = take_lock(dir)?;
+        let sled_dir = dir.join("sled");
+        if sled_dir.exists() {
+            fs::remove_dir_all(&sled_dir)
+                .with_context(|| format!("cannot remove {}", sled_dir.display()))?;
+        }
+        drop(lock);
+        Ok(())
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The record of the track stored for this path key, if any.
+    pub fn track_for_path(&self, path_key: &[u8]) -> Result<Option<TrackRecord>> {
+        let Some(id) = self.db.get(file_key(path_key))? else {
+            return Ok(None);
+        };
+        let id = <[u8; 4]>::try_from(id.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| anyhow!("corrupt file record in the index"))?;
+        self.track(id)
+    }
+
+    pub fn track(&self, id: u32) -> Result<Option<TrackRecord>> {
+        match self.db.get(track_key(id))? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(
+                serde_json::from_slice(&raw).context("corrupt track record in the index")?,
+            )),
+        }
+    }
+
+    /// All track records, by id.
+    pub fn tracks(&self) -> Result<Vec<TrackRecord>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(b"T") {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v).context("corrupt track record in the index")?);
+        }
+        Ok(out)
+    }
+
+    /// Track ids of every segment's slots.
+    pub fn segment_tables(&self) -> Result<BTreeMap<u32, Vec<u32>>> {
+        let mut out = BTreeMap::new();
+        for item in self.db.scan_prefix(b"S") {
+            let (k, v) = item?;
+            let seg = u32::from_be_bytes(
+                k[1..5]
+                    .try_into()
+                    .map_err(|_| anyhow!("corrupt segment key"))?,
+            );
+            out.insert(seg, decode_u32s(&v));
+        }
+        Ok(out)
+    }
+
+    /// The raw posting values of a bucket, one per segment.
+    pub fn bucket(&self, bucket: u16, out: &mut Vec<(u32, sled::IVec)>) -> Result<()> {
+        out.clear();
+        let prefix = [b'H', (bucket >> 8) as u8, bucket as u8];
+        for item in self.db.scan_prefix(prefix) {
+            let (k, v) = item?;
+            let seg = u32::from_be_bytes(k[3..7].try_into().map_err(|_| anyhow!("corrupt posting key"))?);
+            out.push((seg, v));
+        }
+        Ok(())
+    }
+
+    /// Commit a group of new tracks as one segment, removing the tracks they
+    /// replace, all in one atomic batch, then flush to disk.
+    pub fn commit(&mut self, tracks: Vec<NewTrack>, replaced: &[u32]) -> Result<Vec<u32>> {
+        let mut counters = self.counters;
+        let mut batch = sled::Batch::default();
+        self.remove_into(replaced, &mut batch, &mut counters)?;
+        let mut ids = Vec::with_capacity(tracks.len());
+        if !tracks.is_empty() {
+            let seg = counters.next_segment;
+            counters.next_segment += 1;
+            let mut buckets: Vec<Vec<Posting>> = vec![Vec::new(); BUCKETS];
+            let mut table = Vec::with_capacity(tracks.len());
+            for (slot, t) in tracks.into_iter().enumerate() {
+                let id = counters.next_track;
+                counters.next_track += 1;
+                for l in &t.landmarks {
+                    let (b, low) = split_hash(l.hash);
+                    buckets[b as usize].push(Posting { low, slot: slot as u32, frame: l.frame });
+                }
+                let mut rec = t.record;
+                rec.id = id;
+                rec.segment = seg;
+                rec.slot = slot as u32;
+                rec.landmarks = t.landmarks.len() as u64;
+                counters.tracks += 1;
+                counters.landmarks += rec.landmarks;
+                counters.audio_s += rec.duration_s;
+                batch.insert(&track_key(id)[..], serde_json::to_vec(&rec)?);
+                batch.insert(file_key(&t.path_key), &id.to_be_bytes()[..]);
+                table.push(id);
+                ids.push(id);
+            }
+            for (b, mut postings) in buckets.into_iter().enumerate() {
+                if !postings.is_empty() {
+                    batch.insert(&posting_key(b as u16, seg)[..], encode_postings(&mut postings));
+                }
+            }
+            batch.insert(&segment_key(seg)[..], encode_u32s(&table));
+        }
+        batch.insert(meta_key("counters"), serde_json::to_vec(&counters)?);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        self.counters = counters;
+        Ok(ids)
+    }
+
+    /// Remove tracks (their postings, records and file records) atomically.
+    pub fn remove(&mut self, ids: &[u32]) -> Result<()> {
+        self.commit(Vec::new(), ids).map(|_| ())
+    }
+
+    fn remove_into(&self, ids: &[u32], batch: &mut sled::Batch, counters: &mut Counters) -> Result<()> {
+        // Group by segment: each affected segment is rewritten once.
+        let mut by_segment: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+        for &id in ids {
+            let Some(rec) = self.track(id)? else { continue };
+            by_segment.entry(rec.segment).or_default().insert(rec.slot);
+            batch.remove(&track_key(id)[..]);
+            let path_key = rec
+                .path_bytes
+                .clone()
+                .unwrap_or_else(|| rec.path.as_bytes().to_vec());
+            // Only drop the file record if it still points at this track.
+            if let Some(cur) = self.db.get(file_key(&path_key))? {
+                if cur.as_ref() == id.to_be_bytes() {
+                    batch.remove(file_key(&path_key));
+                }
+            }
+            counters.tracks = counters.tracks.saturating_sub(1);
+            counters.landmarks = counters.landmarks.saturating_sub(rec.landmarks);
+            counters.audio_s = (counters.audio_s - rec.duration_s).max(0.0);
+        }
+        let mut scratch = Vec::new();
+        for (seg, slots) in by_segment {
+            let mut table = match self.db.get(segment_key(seg))? {
+                Some(v) => decode_u32s(&v),
+                None => continue,
+            };
+            for &s in &slots {
+                if let Some(t) = table.get_mut(s as usize) {
+                    *t = REMOVED;
+                }
+            }
+            let empty = table.iter().all(|&t| t == REMOVED);
+            for b in 0..BUCKETS as u16 {
+                let key = posting_key(b, seg);
+                let Some(v) = self.db.get(key)? else { continue };
+                scratch.clear();
+                decode_postings(&v, &mut scratch)
+                    .ok_or_else(|| anyhow!("corrupt postings in the index; rebuild it with `ostid index --rebuild DIR...`"))?;
+                scratch.retain(|p| !slots.contains(&p.slot));
+                if scratch.is_empty() || empty {
+                    batch.remove(&key[..]);
+                } else {
+                    batch.insert(&key[..], encode_postings(&mut scratch));
+                }
+            }
+            if empty {
+                batch.remove(&segment_key(seg)[..]);
+            } else {
+                batch.insert(&segment_key(seg)[..], encode_u32s(&table));
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.db.flush();
+    }
+}
+
+fn encode_u32s(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_u32s(v: &[u8]) -> Vec<u32> {
+    v.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Is this slot's track removed?
+pub fn is_removed(id: u32) -> bool {
+    id == REMOVED
+}
+
+/// Take the index's lock file, or say who holds it.
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim().replace('\n', " ");
+            let holder = if holder.is_empty() { "another process".to_string() } else { holder };
+            bail!(
+                "the index at {} is in use by {holder}; wait for it to finish (or stop it) and try again",
+                dir.display()
+            );
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    let cmd: Vec<String> = std::env::args().collect();
+    file.set_len(0)?;
+    let mut w = &file;
+    writeln!(w, "pid {} ({})", std::process::id(), cmd.join(" "))
+        .and_then(|_| w.flush())
+        .map_err(|e: io::Error| anyhow!("cannot write the lock file {}: {e}", path.display()))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postings_round_trip() {
+        let mut ps: Vec<Posting> = (0..500u32)
+            .map(|i| Posting { low: (i * 7919) & LOW_MASK, slot: i % 127, frame: i * 37 % 100_000 })
+            .collect();
+        let enc = encode_postings(&mut ps);
+        let mut dec = Vec::new();
+        decode_postings(&enc, &mut dec).unwrap();
+        assert_eq!(dec, ps);
+        assert!(enc.len() < ps.len() * 6);
+        // Malformed input is rejected, not a panic.
+        let mut junk = Vec::new();
+        assert!(decode_postings(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &mut junk).is_none());
+    }
+
+    #[test]
+    fn split_hash_covers_all_bits() {
+        let (b, low) = split_hash(crate::hash::HASH_MASK);
+        assert_eq!(b as usize, BUCKETS - 1);
+        assert_eq!(low, LOW_MASK);
+    }
+}
