@@ -55,6 +55,7 @@ pub struct Matcher<'a> {
     store: &'a Store,
     params: Params,
     tables: HashMap<u32, Vec<u32>>,
+    segments: Vec<u32>,
     tracks: HashMap<u32, TrackRecord>,
     cache: HashMap<u16, Bucket>,
     cached_postings: usize,
@@ -66,12 +67,15 @@ const SAME_POSITION_FRAMES: i64 = 31;
 
 impl<'a> Matcher<'a> {
     pub fn new(store: &'a Store) -> Result<Matcher<'a>> {
-        let tables = store.segment_tables()?.into_iter().collect();
+        let tables: HashMap<u32, Vec<u32>> = store.segment_tables()?.into_iter().collect();
+        let mut segments: Vec<u32> = tables.keys().copied().collect();
+        segments.sort_unstable();
         let tracks = store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
         Ok(Matcher {
             store,
             params: store.params().clone(),
             tables,
+            segments,
             tracks,
             cache: HashMap::new(),
             cached_postings: 0,
@@ -87,7 +91,7 @@ impl<'a> Matcher<'a> {
         if let Some(hit) = self.cache.get(&b) {
             return Ok(hit.clone());
         }
-        self.store.bucket(b, &mut self.raw)?;
+        self.store.bucket(b, &self.segments, &mut self.raw)?;
         let mut segs = Vec::with_capacity(self.raw.len());
         let mut n = 0;
         for (seg, value) in &self.raw {

@@ -16,13 +16,15 @@
 //! | `T` track_id:u32                  | [`TrackRecord`] as JSON                 |
 //! | `F` path bytes                    | track_id:u32                            |
 //! | `S` segment:u32                   | track ids of the segment's slots (u32 LE; `u32::MAX` = removed) |
-//! | `H` bucket:u16 segment:u32        | postings of that bucket in that segment |
+//! | `H` segment:u32 bucket:u16        | postings of that bucket in that segment |
 //!
 //! Postings are grouped in *segments* (one commit of up to [`SEGMENT_MAX_TRACKS`]
 //! tracks) so that each sled value holds many postings: one key per posting
 //! would cost over 100 bytes each. A value is a run of varint triples
 //! `(low-hash delta, slot, frame)` sorted by low hash, where the bucket is the
-//! top [`BUCKET_BITS`] of the hash and the low hash the rest.
+//! top [`BUCKET_BITS`] of the hash and the low hash the rest. The segment
+//! comes first in the key so that a commit appends one contiguous key range
+//! instead of touching every page of the tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -135,8 +137,8 @@ fn segment_key(seg: u32) -> [u8; 5] {
 
 fn posting_key(bucket: u16, seg: u32) -> [u8; 7] {
     let mut k = [b'H', 0, 0, 0, 0, 0, 0];
-    k[1..3].copy_from_slice(&bucket.to_be_bytes());
-    k[3..].copy_from_slice(&seg.to_be_bytes());
+    k[1..5].copy_from_slice(&seg.to_be_bytes());
+    k[5..].copy_from_slice(&bucket.to_be_bytes());
     k
 }
 
@@ -369,14 +371,13 @@ impl Store {
         Ok(out)
     }
 
-    /// The raw posting values of a bucket, one per segment.
-    pub fn bucket(&self, bucket: u16, out: &mut Vec<(u32, sled::IVec)>) -> Result<()> {
+    /// The raw posting values of a bucket, one per segment in `segments`.
+    pub fn bucket(&self, bucket: u16, segments: &[u32], out: &mut Vec<(u32, sled::IVec)>) -> Result<()> {
         out.clear();
-        let prefix = [b'H', (bucket >> 8) as u8, bucket as u8];
-        for item in self.db.scan_prefix(prefix) {
-            let (k, v) = item?;
-            let seg = u32::from_be_bytes(k[3..7].try_into().map_err(|_| anyhow!("corrupt posting key"))?);
-            out.push((seg, v));
+        for &seg in segments {
+            if let Some(v) = self.db.get(posting_key(bucket, seg))? {
+                out.push((seg, v));
+            }
         }
         Ok(())
     }
