@@ -30,6 +30,7 @@ def build(cache):
         deb = glob.glob(os.path.join(debs, pkg + "_*.deb"))[0]
         x = os.path.join(cache, "x", pkg)
         if not os.path.isdir(x):
+            os.makedirs(x, exist_ok=True)
             subprocess.run(["dpkg", "-x", deb, x], check=True)
         os.makedirs(os.path.join(tmp, work), exist_ok=True)
         for src in sorted(glob.glob(os.path.join(x, pattern), recursive=True)):

@@ -1,6 +1,6 @@
 //! Decode-only (and decode + fingerprint) throughput over a folder: the
 //! baseline the index-throughput gate is measured against.
-//! `cargo run --release --example decode_only -- DIR [threads]`
+//! `cargo run --release --example decode_only -- THREADS PATH...`
 use std::time::Instant;
 
 use ostid::decode::{decode, Flow, Source};
@@ -10,12 +10,11 @@ use rayon::prelude::*;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::path::PathBuf::from(args.get(1).expect("usage: decode_only DIR [threads]"));
-    let threads: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(2);
-    let files: Vec<_> = ostid::library::walk(&[dir]).files;
+    let threads: usize = args.get(1).and_then(|t| t.parse().ok()).expect("usage: decode_only THREADS PATH...");
+    let paths: Vec<std::path::PathBuf> = args[2..].iter().map(Into::into).collect();
+    let files: Vec<_> = ostid::library::walk(&paths).files;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    let mut params = Params::default();
-    if let Some(r) = args.get(3).and_then(|r| r.parse().ok()) { params.sample_rate_hz = r; }
+    let params = Params::default();
     for fingerprint in [false, true] {
         let t = Instant::now();
         let (audio_s, landmarks): (f64, usize) = pool.install(|| {

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::Landmark;
+use crate::hash::{self, Landmark};
 use crate::params::Params;
 use crate::store::{self, Posting, Store, TrackRecord};
 
@@ -110,13 +110,15 @@ impl<'a> Matcher<'a> {
         Ok(bucket)
     }
 
-    /// Collect (track, offset) votes for a query.
-    fn votes(&mut self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64)>> {
+    /// Collect (track, offset, query anchor) votes for a query; the anchor is
+    /// the query peak (frame and bin) the landmark starts from.
+    fn votes(&mut self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
         let mut q: Vec<(u16, u32, u32)> = landmarks
             .iter()
             .map(|l| {
                 let (b, low) = store::split_hash(l.hash);
-                (b, low, l.frame)
+                let (f1, _, _) = hash::unpack(hash::unmix(l.hash));
+                (b, low, l.frame << hash::FREQ_BITS | f1 as u32)
             })
             .collect();
         q.sort_unstable();
@@ -129,14 +131,15 @@ impl<'a> Matcher<'a> {
             let bucket = self.bucket(b)?;
             for (seg, postings) in bucket.iter() {
                 let Some(table) = self.tables.get(seg) else { continue };
-                for &(_, low, qframe) in &q[i..end] {
+                for &(_, low, anchor) in &q[i..end] {
+                    let qframe = anchor >> hash::FREQ_BITS;
                     let start = postings.partition_point(|p| p.low < low);
                     for p in postings[start..].iter().take_while(|p| p.low == low) {
                         let Some(&track) = table.get(p.slot as usize) else { continue };
                         if store::is_removed(track) {
                             continue;
                         }
-                        votes.push((track, p.frame as i64 - qframe as i64));
+                        votes.push((track, p.frame as i64 - qframe as i64, anchor));
                     }
                 }
             }
@@ -149,10 +152,13 @@ impl<'a> Matcher<'a> {
     /// the caller wants at least (best + runner-ups).
     pub fn identify(&mut self, landmarks: &[Landmark], top: usize) -> Result<Outcome> {
         let mut votes = self.votes(landmarks)?;
+        // One vote per query peak and offset: an anchor paired with many
+        // targets counts once.
         votes.sort_unstable();
+        votes.dedup();
         // Run-length count: (track, offset, votes).
         let mut counts: Vec<(u32, i64, u32)> = Vec::new();
-        for (t, o) in votes {
+        for (t, o, _) in votes {
             match counts.last_mut() {
                 Some(last) if last.0 == t && last.1 == o => last.2 += 1,
                 _ => counts.push((t, o, 1)),
