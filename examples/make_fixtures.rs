@@ -37,7 +37,15 @@ fn midi_hz(n: i32) -> f32 {
 }
 
 /// Add one note of an instrument into `buf` (mono, RATE).
-fn note(buf: &mut [f32], start_s: f32, dur_s: f32, midi: i32, instrument: u8, gain: f32, rng: &mut Rng) {
+fn note(
+    buf: &mut [f32],
+    start_s: f32,
+    dur_s: f32,
+    midi: i32,
+    instrument: u8,
+    gain: f32,
+    rng: &mut Rng,
+) {
     let f = midi_hz(midi);
     let start = (start_s * RATE as f32) as usize;
     let len = ((dur_s + 0.3) * RATE as f32) as usize;
@@ -48,13 +56,20 @@ fn note(buf: &mut [f32], start_s: f32, dur_s: f32, midi: i32, instrument: u8, ga
             break;
         }
         let t = i as f32 / RATE as f32;
-        let release = if t > dur_s { (-(t - dur_s) * 20.0).exp() } else { 1.0 };
+        let release = if t > dur_s {
+            (-(t - dur_s) * 20.0).exp()
+        } else {
+            1.0
+        };
         let s = match instrument {
             // piano: bright attack, decaying harmonics
             0 => {
                 let env = (t * 400.0).min(1.0) * (-t * 3.0).exp();
                 (1..=6)
-                    .map(|h| (2.0 * PI * f * h as f32 * t + phase0).sin() * (-t * h as f32).exp() / h as f32)
+                    .map(|h| {
+                        (2.0 * PI * f * h as f32 * t + phase0).sin() * (-t * h as f32).exp()
+                            / h as f32
+                    })
                     .sum::<f32>()
                     * env
             }
@@ -63,7 +78,10 @@ fn note(buf: &mut [f32], start_s: f32, dur_s: f32, midi: i32, instrument: u8, ga
                 let env = (t * 6.0).min(1.0);
                 let vib = 1.0 + 0.004 * (2.0 * PI * 5.5 * t).sin();
                 (1..=4)
-                    .map(|h| (2.0 * PI * f * vib * h as f32 * t + phase0 * h as f32).sin() * 0.6 / h as f32)
+                    .map(|h| {
+                        (2.0 * PI * f * vib * h as f32 * t + phase0 * h as f32).sin() * 0.6
+                            / h as f32
+                    })
                     .sum::<f32>()
                     * env
             }
@@ -74,7 +92,8 @@ fn note(buf: &mut [f32], start_s: f32, dur_s: f32, midi: i32, instrument: u8, ga
             }
             // kick + hat (midi ignored): pitch sweep and a noise tick
             _ => {
-                let kick = (2.0 * PI * (50.0 + 90.0 * (-t * 30.0).exp()) * t).sin() * (-t * 12.0).exp();
+                let kick =
+                    (2.0 * PI * (50.0 + 90.0 * (-t * 30.0).exp()) * t).sin() * (-t * 12.0).exp();
                 let hat = (rng.f32() * 2.0 - 1.0) * (-t * 60.0).exp() * 0.3;
                 kick + hat
             }
@@ -100,15 +119,39 @@ fn compose(seed: u64, seconds: f32) -> Vec<f32> {
         for &c in &chord {
             note(&mut buf, t, beat * 4.0, root + 12 + c, 1, 0.12, &mut rng);
         }
-        note(&mut buf, t, beat * 2.0, root - 12 + chord[0], 2, 0.35, &mut rng);
-        note(&mut buf, t + beat * 2.0, beat * 2.0, root - 12 + chord[1], 2, 0.3, &mut rng);
+        note(
+            &mut buf,
+            t,
+            beat * 2.0,
+            root - 12 + chord[0],
+            2,
+            0.35,
+            &mut rng,
+        );
+        note(
+            &mut buf,
+            t + beat * 2.0,
+            beat * 2.0,
+            root - 12 + chord[1],
+            2,
+            0.3,
+            &mut rng,
+        );
         // melody: eighths and quarters
         let mut b = 0.0;
         while b < 4.0 {
             let len = if rng.f32() < 0.5 { 0.5 } else { 1.0 };
             if rng.f32() < 0.85 {
                 let n = root + 24 + rng.pick(&scale);
-                note(&mut buf, t + b * beat, len * beat * 0.9, n, 0, 0.25, &mut rng);
+                note(
+                    &mut buf,
+                    t + b * beat,
+                    len * beat * 0.9,
+                    n,
+                    0,
+                    0.25,
+                    &mut rng,
+                );
             }
             b += len;
         }
@@ -198,13 +241,48 @@ fn main() {
         fs::create_dir_all(root.join(d)).expect("mkdir");
     }
     let tracks = [
-        Track { rel: "Skyward Saga/sky1.flac", title: "Main Theme", seed: 1, seconds: 20.0 },
-        Track { rel: "Skyward Saga/sky2.mp3", title: "Storm Front", seed: 2, seconds: 20.0 },
-        Track { rel: "Ember Road/01 - Opening.wav", title: "Opening", seed: 3, seconds: 15.0 },
-        Track { rel: "Ember Road/02. Night Market.ogg", title: "Night Market", seed: 4, seconds: 20.0 },
-        Track { rel: "Ember Road/03_Last Stand.opus", title: "Last Stand", seed: 5, seconds: 20.0 },
-        Track { rel: "Hollow Crown/Disc 1/01 - Prelude.m4a", title: "Prelude", seed: 6, seconds: 15.0 },
-        Track { rel: "Hollow Crown/Disc 2/01 - Coda.flac", title: "Coda", seed: 7, seconds: 15.0 },
+        Track {
+            rel: "Skyward Saga/sky1.flac",
+            title: "Main Theme",
+            seed: 1,
+            seconds: 20.0,
+        },
+        Track {
+            rel: "Skyward Saga/sky2.mp3",
+            title: "Storm Front",
+            seed: 2,
+            seconds: 20.0,
+        },
+        Track {
+            rel: "Ember Road/01 - Opening.wav",
+            title: "Opening",
+            seed: 3,
+            seconds: 15.0,
+        },
+        Track {
+            rel: "Ember Road/02. Night Market.ogg",
+            title: "Night Market",
+            seed: 4,
+            seconds: 20.0,
+        },
+        Track {
+            rel: "Ember Road/03_Last Stand.opus",
+            title: "Last Stand",
+            seed: 5,
+            seconds: 20.0,
+        },
+        Track {
+            rel: "Hollow Crown/Disc 1/01 - Prelude.m4a",
+            title: "Prelude",
+            seed: 6,
+            seconds: 15.0,
+        },
+        Track {
+            rel: "Hollow Crown/Disc 2/01 - Coda.flac",
+            title: "Coda",
+            seed: 7,
+            seconds: 15.0,
+        },
     ];
     let mut audio = Vec::new();
     for (i, t) in tracks.iter().enumerate() {
@@ -223,15 +301,41 @@ fn main() {
         let d = dst.to_str().expect("utf8");
         match dst.extension().and_then(|e| e.to_str()).expect("ext") {
             "flac" if t.title == "Main Theme" => ffmpeg(&[
-                "-i", w, "-ar", "22050", "-ac", "1",
-                "-metadata", "title=Main Theme", "-metadata", "album=Skyward Saga",
-                "-metadata", "artist=Ada Composer", "-metadata", "track=1/2", d,
+                "-i",
+                w,
+                "-ar",
+                "22050",
+                "-ac",
+                "1",
+                "-metadata",
+                "title=Main Theme",
+                "-metadata",
+                "album=Skyward Saga",
+                "-metadata",
+                "artist=Ada Composer",
+                "-metadata",
+                "track=1/2",
+                d,
             ]),
             "flac" => ffmpeg(&["-i", w, "-ar", "22050", "-ac", "1", d]),
             "mp3" => ffmpeg(&[
-                "-i", w, "-ac", "2", "-b:a", "96k", "-id3v2_version", "3",
-                "-metadata", "title=Storm Front", "-metadata", "album=Skyward Saga",
-                "-metadata", "composer=Ada Composer", "-metadata", "track=2/2", d,
+                "-i",
+                w,
+                "-ac",
+                "2",
+                "-b:a",
+                "96k",
+                "-id3v2_version",
+                "3",
+                "-metadata",
+                "title=Storm Front",
+                "-metadata",
+                "album=Skyward Saga",
+                "-metadata",
+                "composer=Ada Composer",
+                "-metadata",
+                "track=2/2",
+                d,
             ]),
             "wav" => write_wav(&dst, &resample(&pcm, RATE, 16_000), 16_000),
             "ogg" => ffmpeg(&["-i", w, "-ac", "2", "-c:a", "libvorbis", "-q:a", "2", d]),
@@ -245,13 +349,29 @@ fn main() {
     let q = root.join("queries");
     let len = 8.0;
     // Clean, at 16 kHz.
-    write_wav(&q.join("Main Theme@4.000_clean.wav"), &resample(&clip(&audio[0], 4.0, len), RATE, 16_000), 16_000);
+    write_wav(
+        &q.join("Main Theme@4.000_clean.wav"),
+        &resample(&clip(&audio[0], 4.0, len), RATE, 16_000),
+        16_000,
+    );
     // Resampled to another rate.
-    write_wav(&q.join("Storm Front@7.250_resampled-11025.wav"), &resample(&clip(&audio[1], 7.25, len), RATE, 11_025), 11_025);
+    write_wav(
+        &q.join("Storm Front@7.250_resampled-11025.wav"),
+        &resample(&clip(&audio[1], 7.25, len), RATE, 11_025),
+        11_025,
+    );
     // Lossy: MP3 at 64 kbit/s.
     let tmpq = tmp.join("nm.wav");
     write_wav(&tmpq, &clip(&audio[3], 3.5, len), RATE);
-    ffmpeg(&["-i", tmpq.to_str().expect("utf8"), "-b:a", "64k", q.join("Night Market@3.500_mp3-64k.mp3").to_str().expect("utf8")]);
+    ffmpeg(&[
+        "-i",
+        tmpq.to_str().expect("utf8"),
+        "-b:a",
+        "64k",
+        q.join("Night Market@3.500_mp3-64k.mp3")
+            .to_str()
+            .expect("utf8"),
+    ]);
     // Noise at 10 dB SNR and 12 dB quieter.
     let mut noisy = clip(&audio[2], 6.0, len);
     let power = noisy.iter().map(|x| x * x).sum::<f32>() / noisy.len() as f32;
@@ -260,19 +380,43 @@ fn main() {
     for x in noisy.iter_mut() {
         *x = (*x + (rng.f32() * 2.0 - 1.0) * noise_amp) * 0.25;
     }
-    write_wav(&q.join("Opening@6.000_noise-gain.wav"), &resample(&noisy, RATE, 22_050), 22_050);
+    write_wav(
+        &q.join("Opening@6.000_noise-gain.wav"),
+        &resample(&noisy, RATE, 22_050),
+        22_050,
+    );
     // Starting between two hops of the fingerprint (32 ms).
-    write_wav(&q.join("Prelude@5.017_between-hops.wav"), &resample(&clip(&audio[5], 5.017, len), RATE, 16_000), 16_000);
+    write_wav(
+        &q.join("Prelude@5.017_between-hops.wav"),
+        &resample(&clip(&audio[5], 5.017, len), RATE, 16_000),
+        16_000,
+    );
     // Coda, clean.
-    write_wav(&q.join("Coda@2.500_clean.wav"), &resample(&clip(&audio[6], 2.5, 6.0), RATE, 16_000), 16_000);
+    write_wav(
+        &q.join("Coda@2.500_clean.wav"),
+        &resample(&clip(&audio[6], 2.5, 6.0), RATE, 16_000),
+        16_000,
+    );
     // The loop: a 4 s clip from 1.0 s occurs at 1, 6, 11 (and 16 only partly).
-    write_wav(&q.join("Last Stand@1.000+6.000+11.000_loop.wav"), &resample(&clip(&audio[4], 1.0, 4.0), RATE, 16_000), 16_000);
+    write_wav(
+        &q.join("Last Stand@1.000+6.000+11.000_loop.wav"),
+        &resample(&clip(&audio[4], 1.0, 4.0), RATE, 16_000),
+        16_000,
+    );
     // Unknown music with the same instruments.
-    write_wav(&q.join("unknown_same-instruments.wav"), &resample(&compose(99, len as f32), RATE, 16_000), 16_000);
+    write_wav(
+        &q.join("unknown_same-instruments.wav"),
+        &resample(&compose(99, len as f32), RATE, 16_000),
+        16_000,
+    );
 
     // Damaged files.
     let dmg = root.join("damaged");
-    fs::write(dmg.join("not-audio.mp3"), "This is a text file with an audio extension.\n".repeat(40)).expect("write");
+    fs::write(
+        dmg.join("not-audio.mp3"),
+        "This is a text file with an audio extension.\n".repeat(40),
+    )
+    .expect("write");
     let full = fs::read(root.join("library/Hollow Crown/Disc 2/01 - Coda.flac")).expect("read");
     fs::write(dmg.join("truncated.flac"), &full[..full.len() / 2]).expect("write");
     fs::write(dmg.join("empty.ogg"), b"").expect("write");

@@ -2,7 +2,10 @@
 //! `cargo run --release --example store_bytes -- DB`
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: store_bytes DB"));
-    let db = sled::Config::new().path(dir.join("sled")).open().expect("open");
+    let db = sled::Config::new()
+        .path(dir.join("sled"))
+        .open()
+        .expect("open");
     let mut by: std::collections::BTreeMap<u8, (u64, u64, u64)> = Default::default();
     for item in db.iter() {
         let (k, v) = item.expect("read");
@@ -12,7 +15,10 @@ fn main() {
         e.2 += v.len() as u64;
     }
     for (kind, (n, kb, vb)) in by {
-        println!("{}: {n} keys, {kb} key bytes, {vb} value bytes", kind as char);
+        println!(
+            "{}: {n} keys, {kb} key bytes, {vb} value bytes",
+            kind as char
+        );
     }
     println!("size_on_disk {}", db.size_on_disk().unwrap_or(0));
 }

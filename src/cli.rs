@@ -93,7 +93,11 @@ impl MatchArgs {
             clips: self.clips,
             from_file: self.from_file,
             top: self.top as usize,
-            format: if self.json { Format::Json } else { Format::Human },
+            format: if self.json {
+                Format::Json
+            } else {
+                Format::Human
+            },
             threads: self.threads,
             preset: self.preset,
             quiet,

@@ -197,7 +197,14 @@ where
             (Box::new(file), hint, false)
         }
     };
-    decode_media(media, hint, is_stdin, target_rate_hz, min_duration_s, &mut sink)
+    decode_media(
+        media,
+        hint,
+        is_stdin,
+        target_rate_hz,
+        min_duration_s,
+        &mut sink,
+    )
 }
 
 /// Decode from any reader (used by tests and fuzzing): treated like a pipe.
@@ -365,9 +372,9 @@ fn pick_audio_track(format: &dyn FormatReader) -> Result<(u32, CodecParameters),
             });
         }
     }
-    Err(DecodeError::UnsupportedCodec(
-        lacking.unwrap_or_else(|| "the container has no audio track".into()),
-    ))
+    Err(DecodeError::UnsupportedCodec(lacking.unwrap_or_else(
+        || "the container has no audio track".into(),
+    )))
 }
 
 /// One packet in, mono samples out: symphonia's decoders or Opus.
@@ -429,7 +436,9 @@ fn downmix_planes(planes: &[&[f32]], out: &mut Vec<f32>) {
         [l, r] => out.extend(l.iter().zip(r.iter()).map(|(a, b)| 0.5 * (a + b))),
         _ => {
             let scale = 1.0 / planes.len() as f32;
-            out.extend((0..planes[0].len()).map(|i| planes.iter().map(|p| p[i]).sum::<f32>() * scale));
+            out.extend(
+                (0..planes[0].len()).map(|i| planes.iter().map(|p| p[i]).sum::<f32>() * scale),
+            );
         }
     }
 }
@@ -448,7 +457,10 @@ pub fn downmix(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
     );
 }
 
-fn make_decoder(params: &CodecParameters, target_rate_hz: u32) -> Result<PacketDecoder, DecodeError> {
+fn make_decoder(
+    params: &CodecParameters,
+    target_rate_hz: u32,
+) -> Result<PacketDecoder, DecodeError> {
     if params.codec == CODEC_TYPE_OPUS {
         return OpusDecoder::new(params, target_rate_hz).map(PacketDecoder::Opus);
     }
@@ -499,7 +511,9 @@ impl OpusDecoder {
         let skip = params.delay.unwrap_or(0) as usize * rate_hz as usize / 48_000;
         let mut err = 0i32;
         // SAFETY: plain constructor call; the returned pointer is checked.
-        let state = unsafe { unsafe_libopus::opus_decoder_create(rate_hz as i32, channels as i32, &mut err) };
+        let state = unsafe {
+            unsafe_libopus::opus_decoder_create(rate_hz as i32, channels as i32, &mut err)
+        };
         if state.is_null() || err != 0 {
             return Err(DecodeError::Corrupt(format!(
                 "cannot start the Opus decoder (error {err})"
@@ -602,7 +616,7 @@ impl Resample {
                 1,
                 1,
             )
-                .map_err(|e| DecodeError::Corrupt(format!("sample rate {from_hz} Hz: {e}")))?;
+            .map_err(|e| DecodeError::Corrupt(format!("sample rate {from_hz} Hz: {e}")))?;
             Some(r)
         };
         let delay = inner.as_ref().map_or(0, |r| r.output_delay());
@@ -671,7 +685,11 @@ impl Resample {
         };
         // Feed the tail, then silence until every expected sample is out.
         let tail = std::mem::take(&mut self.pending);
-        let mut input: Option<&[&[f32]]> = if tail.is_empty() { None } else { Some(&[&tail[..]]) };
+        let mut input: Option<&[&[f32]]> = if tail.is_empty() {
+            None
+        } else {
+            Some(&[&tail[..]])
+        };
         while self.produced_out < self.expected_out {
             let (_, n) = r
                 .process_partial_into_buffer(input.take(), &mut self.out, None)
@@ -731,7 +749,9 @@ mod tests {
 
     #[test]
     fn resampler_output_does_not_depend_on_chunking() {
-        let input: Vec<f32> = (0..50_000).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let input: Vec<f32> = (0..50_000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
         let a = resample_all(&input, 48_000, 8_000, 333);
         let b = resample_all(&input, 48_000, 8_000, 20_000);
         assert_eq!(a.len(), b.len());

@@ -24,19 +24,36 @@ pub struct Fingerprinter {
 impl Fingerprinter {
     pub fn new(params: &Params, role: Role) -> Fingerprinter {
         let (rb, rt, fan_out) = match role {
-            Role::Index => (params.index_radius_bins, params.index_radius_frames, params.index_fan_out),
-            Role::Query => (params.query_radius_bins, params.query_radius_frames, params.query_fan_out),
+            Role::Index => (
+                params.index_radius_bins,
+                params.index_radius_frames,
+                params.index_fan_out,
+            ),
+            Role::Query => (
+                params.query_radius_bins,
+                params.query_radius_frames,
+                params.query_fan_out,
+            ),
         };
         Fingerprinter {
             spectrogram: SpectrogramBuilder::new(params),
             picker: PeakPicker::new(rb, rt, params.peak_floor_db, params.first_bin()),
-            pairer: Pairer::new(fan_out, params.min_dt_frames, params.max_dt_frames, params.max_df_bins),
+            pairer: Pairer::new(
+                fan_out,
+                params.min_dt_frames,
+                params.max_dt_frames,
+                params.max_df_bins,
+            ),
         }
     }
 
     /// Feed samples at the fingerprint rate.
     pub fn push(&mut self, samples: &[f32], out: &mut dyn FnMut(Landmark)) {
-        let Fingerprinter { spectrogram, picker, pairer } = self;
+        let Fingerprinter {
+            spectrogram,
+            picker,
+            pairer,
+        } = self;
         spectrogram.push(samples, &mut |frame| {
             picker.push(frame, &mut |peak| pairer.push(peak, out));
         });

@@ -177,10 +177,21 @@ mod tests {
 
     #[test]
     fn pairer_takes_nearest_targets_in_zone() {
-        let pk = |frame, bin| Peak { frame, bin, db: 0.0 };
+        let pk = |frame, bin| Peak {
+            frame,
+            bin,
+            db: 0.0,
+        };
         let mut p = Pairer::new(2, 1, 10, 50);
         let mut out = Vec::new();
-        for peak in [pk(0, 100), pk(0, 120), pk(3, 90), pk(5, 200), pk(7, 110), pk(30, 100)] {
+        for peak in [
+            pk(0, 100),
+            pk(0, 120),
+            pk(3, 90),
+            pk(5, 200),
+            pk(7, 110),
+            pk(30, 100),
+        ] {
             p.push(peak, &mut |l| out.push(l));
         }
         p.finish(&mut |l| out.push(l));

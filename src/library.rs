@@ -13,8 +13,8 @@ use crate::decode::Tags;
 
 /// File extensions that are indexed (lower case).
 pub const EXTENSIONS: &[&str] = &[
-    "wav", "wave", "aif", "aiff", "aifc", "flac", "mp3", "mp2", "mp1", "ogg", "oga", "opus",
-    "m4a", "m4b", "mp4", "aac", "caf", "mka", "mkv", "webm",
+    "wav", "wave", "aif", "aiff", "aifc", "flac", "mp3", "mp2", "mp1", "ogg", "oga", "opus", "m4a",
+    "m4b", "mp4", "aac", "caf", "mka", "mkv", "webm",
 ];
 
 /// A file selected for indexing.
@@ -94,14 +94,20 @@ fn add_file(path: &Path, walk: &mut Walk, seen: &mut HashSet<PathBuf>) {
     }
 }
 
-fn visit_dir(dir: &Path, walk: &mut Walk, files: &mut HashSet<PathBuf>, dirs: &mut HashSet<PathBuf>) {
+fn visit_dir(
+    dir: &Path,
+    walk: &mut Walk,
+    files: &mut HashSet<PathBuf>,
+    dirs: &mut HashSet<PathBuf>,
+) {
     if !dirs.insert(dir.to_path_buf()) {
         return; // already visited: a symlink loop or a second link to it
     }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            walk.errors.push((dir.to_path_buf(), format!("cannot read folder: {e}")));
+            walk.errors
+                .push((dir.to_path_buf(), format!("cannot read folder: {e}")));
             return;
         }
     };
@@ -154,11 +160,11 @@ pub fn track_info(path: &Path, tags: &Tags) -> TrackInfo {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (stem_number, stem_title) = split_track_prefix(&stem);
-    let title = tags
-        .title
+    let title = tags.title.clone().unwrap_or_else(|| stem_title.to_string());
+    let work = tags
+        .album
         .clone()
-        .unwrap_or_else(|| stem_title.to_string());
-    let work = tags.album.clone().unwrap_or_else(|| work_from_folders(path));
+        .unwrap_or_else(|| work_from_folders(path));
     let composer = tags
         .composer
         .clone()
@@ -169,7 +175,12 @@ pub fn track_info(path: &Path, tags: &Tags) -> TrackInfo {
         .as_deref()
         .and_then(parse_track_number)
         .or(stem_number);
-    TrackInfo { title, work, composer, track_number }
+    TrackInfo {
+        title,
+        work,
+        composer,
+        track_number,
+    }
 }
 
 /// `"3/12"` or `"03"` -> 3.
@@ -181,7 +192,12 @@ pub fn parse_track_number(s: &str) -> Option<u32> {
 /// `1-03 Title`, `03 Title`. A name that is only a number stays as it is.
 pub fn split_track_prefix(stem: &str) -> (Option<u32>, &str) {
     let bytes = stem.as_bytes();
-    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
     let n1 = digits(0);
     if n1 == 0 || n1 > 3 {
         return (None, stem);
@@ -236,10 +252,19 @@ mod tests {
 
     #[test]
     fn track_prefixes() {
-        assert_eq!(split_track_prefix("03 - Main Theme"), (Some(3), "Main Theme"));
-        assert_eq!(split_track_prefix("03. Main Theme"), (Some(3), "Main Theme"));
+        assert_eq!(
+            split_track_prefix("03 - Main Theme"),
+            (Some(3), "Main Theme")
+        );
+        assert_eq!(
+            split_track_prefix("03. Main Theme"),
+            (Some(3), "Main Theme")
+        );
         assert_eq!(split_track_prefix("03_Main_Theme"), (Some(3), "Main_Theme"));
-        assert_eq!(split_track_prefix("1-03 Main Theme"), (Some(3), "Main Theme"));
+        assert_eq!(
+            split_track_prefix("1-03 Main Theme"),
+            (Some(3), "Main Theme")
+        );
         assert_eq!(split_track_prefix("12 Days"), (Some(12), "Days"));
         assert_eq!(split_track_prefix("1999"), (None, "1999"));
         assert_eq!(split_track_prefix("track3"), (None, "track3"));
@@ -254,8 +279,14 @@ mod tests {
         for d in ["CDs", "Discovery", "Disc", "Music"] {
             assert!(!is_disc_folder(d), "{d}");
         }
-        assert_eq!(work_from_folders(Path::new("/m/Hollow Crown/Disc 2/01 - Coda.ogg")), "Hollow Crown");
-        assert_eq!(work_from_folders(Path::new("/m/Ember Road/01 - Opening.wav")), "Ember Road");
+        assert_eq!(
+            work_from_folders(Path::new("/m/Hollow Crown/Disc 2/01 - Coda.ogg")),
+            "Hollow Crown"
+        );
+        assert_eq!(
+            work_from_folders(Path::new("/m/Ember Road/01 - Opening.wav")),
+            "Ember Road"
+        );
     }
 
     #[test]
@@ -273,6 +304,9 @@ mod tests {
         assert_eq!(info.composer.as_deref(), Some("Someone"));
         assert_eq!(info.track_number, Some(4));
         let info = track_info(Path::new("/m/Folder/CD1/07 - Name.flac"), &Tags::default());
-        assert_eq!((info.title.as_str(), info.work.as_str(), info.track_number), ("Name", "Folder", Some(7)));
+        assert_eq!(
+            (info.title.as_str(), info.work.as_str(), info.track_number),
+            ("Name", "Folder", Some(7))
+        );
     }
 }

@@ -48,7 +48,16 @@ pub struct Outcome {
 /// Buckets decoded once and kept for the next queries, up to this many postings.
 const CACHE_MAX_POSTINGS: usize = 30_000_000;
 
-type Bucket = Rc<Vec<(u32, Vec<Posting>)>>;
+/// A stored posting with its track resolved.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    low: u32,
+    track: u32,
+    frame: u32,
+}
+
+/// All live postings of one bucket, every segment merged, sorted by low hash.
+type Bucket = Rc<Vec<Entry>>;
 
 /// Looks queries up in one store.
 pub struct Matcher<'a> {
@@ -57,7 +66,8 @@ pub struct Matcher<'a> {
     tables: HashMap<u32, Vec<u32>>,
     segments: Vec<u32>,
     tracks: HashMap<u32, TrackRecord>,
-    cache: HashMap<u16, Bucket>,
+    /// Decoded buckets, indexed by bucket number.
+    cache: Vec<Option<Bucket>>,
     cached_postings: usize,
     raw: Vec<(u32, sled::IVec)>,
 }
@@ -77,7 +87,7 @@ impl<'a> Matcher<'a> {
             tables,
             segments,
             tracks,
-            cache: HashMap::new(),
+            cache: vec![None; store::BUCKETS],
             cached_postings: 0,
             raw: Vec::new(),
         })
@@ -88,24 +98,39 @@ impl<'a> Matcher<'a> {
     }
 
     fn bucket(&mut self, b: u16) -> Result<Bucket> {
-        if let Some(hit) = self.cache.get(&b) {
+        if let Some(hit) = &self.cache[b as usize] {
             return Ok(hit.clone());
         }
         self.store.bucket(b, &self.segments, &mut self.raw)?;
-        let mut segs = Vec::with_capacity(self.raw.len());
-        let mut n = 0;
+        let mut entries = Vec::new();
+        let mut postings: Vec<Posting> = Vec::new();
         for (seg, value) in &self.raw {
-            let mut ps = Vec::new();
-            store::decode_postings(value, &mut ps).ok_or_else(|| {
-                anyhow!("corrupt postings in the index; rebuild it with `ostid index --rebuild DIR...`")
+            postings.clear();
+            store::decode_postings(value, &mut postings).ok_or_else(|| {
+                anyhow!(
+                    "corrupt postings in the index; rebuild it with `ostid index --rebuild DIR...`"
+                )
             })?;
-            n += ps.len();
-            segs.push((*seg, ps));
+            let Some(table) = self.tables.get(seg) else {
+                continue;
+            };
+            for p in &postings {
+                match table.get(p.slot as usize) {
+                    Some(&track) if !store::is_removed(track) => entries.push(Entry {
+                        low: p.low,
+                        track,
+                        frame: p.frame,
+                    }),
+                    _ => {}
+                }
+            }
         }
-        let bucket = Rc::new(segs);
+        entries.sort_by_key(|e| e.low);
+        let n = entries.len();
+        let bucket = Rc::new(entries);
         if self.cached_postings + n <= CACHE_MAX_POSTINGS {
             self.cached_postings += n;
-            self.cache.insert(b, bucket.clone());
+            self.cache[b as usize] = Some(bucket.clone());
         }
         Ok(bucket)
     }
@@ -129,18 +154,11 @@ impl<'a> Matcher<'a> {
             let b = q[i].0;
             let end = i + q[i..].iter().take_while(|x| x.0 == b).count();
             let bucket = self.bucket(b)?;
-            for (seg, postings) in bucket.iter() {
-                let Some(table) = self.tables.get(seg) else { continue };
-                for &(_, low, anchor) in &q[i..end] {
-                    let qframe = anchor >> hash::FREQ_BITS;
-                    let start = postings.partition_point(|p| p.low < low);
-                    for p in postings[start..].iter().take_while(|p| p.low == low) {
-                        let Some(&track) = table.get(p.slot as usize) else { continue };
-                        if store::is_removed(track) {
-                            continue;
-                        }
-                        votes.push((track, p.frame as i64 - qframe as i64, anchor));
-                    }
+            for &(_, low, anchor) in &q[i..end] {
+                let qframe = anchor >> hash::FREQ_BITS;
+                let start = lower_bound(&bucket, low);
+                for e in bucket[start..].iter().take_while(|e| e.low == low) {
+                    votes.push((e.track, e.frame as i64 - qframe as i64, anchor));
                 }
             }
             i = end;
@@ -156,46 +174,75 @@ impl<'a> Matcher<'a> {
         // targets counts once.
         votes.sort_unstable();
         votes.dedup();
-        // Run-length count: (track, offset, votes).
-        let mut counts: Vec<(u32, i64, u32)> = Vec::new();
-        for (t, o, _) in votes {
-            match counts.last_mut() {
-                Some(last) if last.0 == t && last.1 == o => last.2 += 1,
-                _ => counts.push((t, o, 1)),
+        // Runs of equal (track, offset): their votes and the query windows
+        // the votes fall in (sorted, distinct: anchors sort by frame).
+        let window = self.params.vote_window_frames;
+        let mut runs: Vec<Run> = Vec::new();
+        for (t, o, anchor) in votes {
+            let w = (anchor >> hash::FREQ_BITS) / window;
+            match runs.last_mut() {
+                Some(r) if r.track == t && r.offset == o => {
+                    r.votes += 1;
+                    if r.windows.last() != Some(&w) {
+                        r.windows.push(w);
+                    }
+                }
+                _ => runs.push(Run {
+                    track: t,
+                    offset: o,
+                    votes: 1,
+                    windows: vec![w],
+                }),
             }
         }
         // Smooth over +-1 frame: a clip that starts between two hops splits
         // its votes between neighbouring offsets.
-        let n = counts.len();
         let mut per_track: HashMap<u32, Vec<Candidate>> = HashMap::new();
-        for k in 0..n {
-            let (t, o, c) = counts[k];
-            let mut score = c;
-            let mut weighted = c as f64 * o as f64;
+        let mut ws: Vec<u32> = Vec::new();
+        for k in 0..runs.len() {
+            let r = &runs[k];
+            let mut score = r.votes;
+            let mut weighted = r.votes as f64 * r.offset as f64;
+            ws.clear();
+            ws.extend_from_slice(&r.windows);
             for j in [k.wrapping_sub(1), k + 1] {
-                if let Some(&(t2, o2, c2)) = counts.get(j) {
-                    if t2 == t && (o2 - o).abs() == 1 {
-                        score += c2;
-                        weighted += c2 as f64 * o2 as f64;
+                if let Some(n) = runs.get(j) {
+                    if n.track == r.track && (n.offset - r.offset).abs() == 1 {
+                        score += n.votes;
+                        weighted += n.votes as f64 * n.offset as f64;
+                        ws.extend_from_slice(&n.windows);
                     }
                 }
             }
-            per_track.entry(t).or_default().push(Candidate {
-                offset: o,
+            ws.sort_unstable();
+            ws.dedup();
+            per_track.entry(r.track).or_default().push(Candidate {
+                offset: r.offset,
                 score,
+                windows: ws.len() as u32,
                 refined: weighted / score as f64,
             });
         }
+        let min_votes = self.params.min_votes;
+        let min_windows = self.params.min_windows;
         let mut ranked: Vec<(u32, Vec<Candidate>)> = per_track
             .into_iter()
             .map(|(t, mut cands)| {
-                cands.sort_by(|a, b| b.score.cmp(&a.score).then(a.offset.cmp(&b.offset)));
+                cands.sort_by(|a, b| {
+                    (b.windows >= min_windows, b.score)
+                        .cmp(&(a.windows >= min_windows, a.score))
+                        .then(a.offset.cmp(&b.offset))
+                });
                 (t, cands)
             })
             .collect();
-        ranked.sort_by(|a, b| b.1[0].score.cmp(&a.1[0].score).then(a.0.cmp(&b.0)));
+        let strong = |c: &Candidate| c.score >= min_votes && c.windows >= min_windows;
+        ranked.sort_by(|a, b| {
+            (strong(&b.1[0]), b.1[0].score)
+                .cmp(&(strong(&a.1[0]), a.1[0].score))
+                .then(a.0.cmp(&b.0))
+        });
 
-        let min_votes = self.params.min_votes;
         let mut outcome = Outcome {
             query_landmarks: landmarks.len(),
             ..Default::default()
@@ -204,7 +251,13 @@ impl<'a> Matcher<'a> {
         let mut runner_ups = 0;
         for (rank, (track, cands)) in ranked.iter().enumerate() {
             let best = cands[0];
-            let above = best.score >= min_votes;
+            // Alternatives named without --top are copies and versions: they
+            // score close to the answer.
+            let above = strong(&best)
+                && outcome
+                    .best
+                    .as_ref()
+                    .is_none_or(|b| best.score * 2 >= b.score);
             if rank == 0 && !above {
                 break;
             }
@@ -214,11 +267,13 @@ impl<'a> Matcher<'a> {
                 }
                 runner_ups += 1;
             }
-            let Some(rec) = self.tracks.get(track) else { continue };
+            let Some(rec) = self.tracks.get(track) else {
+                continue;
+            };
             // Repeats: other positions scoring at least half as well.
             let mut positions: Vec<Candidate> = Vec::new();
-            for c in cands {
-                if c.score < min_votes.max(best.score.div_ceil(2)) {
+            for c in cands.iter().filter(|c| strong(c)) {
+                if c.score < best.score.div_ceil(2) {
                     break;
                 }
                 if positions
@@ -254,10 +309,35 @@ impl<'a> Matcher<'a> {
     }
 }
 
+struct Run {
+    track: u32,
+    offset: i64,
+    votes: u32,
+    windows: Vec<u32>,
+}
+
+/// First entry with `e.low >= low`. Lows are uniform (hashes are mixed), so
+/// the position is guessed by interpolation and corrected by a short scan:
+/// one or two cache lines instead of a binary search's ten.
+fn lower_bound(entries: &[Entry], low: u32) -> usize {
+    let n = entries.len();
+    let mut i = ((low as u64 * n as u64) >> store::LOW_BITS) as usize;
+    i = i.min(n);
+    while i > 0 && entries[i - 1].low >= low {
+        i -= 1;
+    }
+    while i < n && entries[i].low < low {
+        i += 1;
+    }
+    i
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     offset: i64,
     score: u32,
+    /// Distinct query windows the votes fall in.
+    windows: u32,
     /// Vote-weighted offset, in frames (sub-frame precision).
     refined: f64,
 }
@@ -280,6 +360,41 @@ pub fn confidence(score: u32, min_votes: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_bound_equals_partition_point() {
+        let mut x: u64 = 12345;
+        let mut entries: Vec<Entry> = (0..700)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let skew = if i % 3 == 0 {
+                    0
+                } else {
+                    (x % (1 << store::LOW_BITS)) as u32
+                };
+                Entry {
+                    low: skew,
+                    track: 0,
+                    frame: 0,
+                }
+            })
+            .collect();
+        entries.sort_by_key(|e| e.low);
+        for low in
+            (0..(1u32 << store::LOW_BITS))
+                .step_by(7)
+                .chain([0, 1, (1 << store::LOW_BITS) - 1])
+        {
+            assert_eq!(
+                lower_bound(&entries, low),
+                entries.partition_point(|e| e.low < low),
+                "low {low}"
+            );
+        }
+        assert_eq!(lower_bound(&[], 5), 0);
+    }
 
     #[test]
     fn confidence_is_monotone_and_bounded() {

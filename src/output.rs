@@ -67,12 +67,20 @@ fn describe(m: &Match) -> String {
     if !others.is_empty() {
         s.push_str(&format!(" (also at {})", others.join(", ")));
     }
-    s.push_str(&format!("  [score {}, confidence {:.2}]", m.score, m.confidence));
+    s.push_str(&format!(
+        "  [score {}, confidence {:.2}]",
+        m.score, m.confidence
+    ));
     s
 }
 
 /// Write one result. Errors in human mode go to stderr (they are not results).
-pub fn write_result(out: &mut dyn Write, r: &ClipResult, format: Format, prefix: bool) -> io::Result<()> {
+pub fn write_result(
+    out: &mut dyn Write,
+    r: &ClipResult,
+    format: Format,
+    prefix: bool,
+) -> io::Result<()> {
     match format {
         Format::Json => {
             let line = match &r.outcome {
@@ -97,7 +105,11 @@ pub fn write_result(out: &mut dyn Write, r: &ClipResult, format: Format, prefix:
             writeln!(out)
         }
         Format::Human => {
-            let lead = if prefix { format!("{}: ", r.query) } else { String::new() };
+            let lead = if prefix {
+                format!("{}: ", r.query)
+            } else {
+                String::new()
+            };
             match &r.outcome {
                 Ok(o) => {
                     match &o.best {

@@ -43,8 +43,13 @@ pub struct Params {
     pub index_fan_out: usize,
     /// Landmarks made per anchor peak of a query. Default 24.
     pub query_fan_out: usize,
-    /// Offset votes (within +-1 frame) a track needs to be named. Default 8.
+    /// Offset votes (distinct query peaks, within +-1 frame) a track needs to be named. Default 10.
     pub min_votes: u32,
+    /// Width of the query time windows that votes are spread over, frames. Default 31 (~1 s).
+    pub vote_window_frames: u32,
+    /// Distinct windows the votes must cover: chance agreements (one shared
+    /// chord) cluster in time, a real match runs through the clip. Default 3.
+    pub min_windows: u32,
 }
 
 /// Names accepted by `--preset`.
@@ -69,7 +74,9 @@ impl Default for Params {
             max_df_bins: 96,
             index_fan_out: 5,
             query_fan_out: 24,
-            min_votes: 8,
+            min_votes: 10,
+            vote_window_frames: 31,
+            min_windows: 3,
         }
     }
 }
@@ -134,6 +141,9 @@ impl Params {
         }
         if self.max_df_bins > crate::hash::MAX_DF {
             return Err(format!("max_df_bins must be <= {}", crate::hash::MAX_DF));
+        }
+        if self.vote_window_frames == 0 {
+            return Err("vote_window_frames must be >= 1".into());
         }
         if self.index_fan_out == 0 || self.query_fan_out == 0 {
             return Err("fan-outs must be >= 1".into());

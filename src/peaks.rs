@@ -40,7 +40,12 @@ pub struct PeakPicker {
 }
 
 impl PeakPicker {
-    pub fn new(radius_bins: usize, radius_frames: usize, floor_db: f32, first_bin: usize) -> PeakPicker {
+    pub fn new(
+        radius_bins: usize,
+        radius_frames: usize,
+        floor_db: f32,
+        first_bin: usize,
+    ) -> PeakPicker {
         PeakPicker {
             radius_bins,
             radius_frames,
@@ -156,6 +161,8 @@ pub fn max_filter(x: &[f32], r: usize, out: &mut [f32], g: &mut Vec<f32>, h: &mu
 }
 
 #[cfg(test)]
+// The naive twin is written as the definition, index by index.
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
 
@@ -174,7 +181,13 @@ mod tests {
     }
 
     /// The naive twin: check the whole rectangle for every point.
-    fn naive_peaks(frames: &[Vec<f32>], rb: usize, rt: usize, floor: f32, first_bin: usize) -> Vec<Peak> {
+    fn naive_peaks(
+        frames: &[Vec<f32>],
+        rb: usize,
+        rt: usize,
+        floor: f32,
+        first_bin: usize,
+    ) -> Vec<Peak> {
         let mut out = Vec::new();
         for (t, row) in frames.iter().enumerate() {
             for (b, &v) in row.iter().enumerate() {
@@ -190,7 +203,11 @@ mod tests {
                     }
                 }
                 if ok {
-                    out.push(Peak { frame: t as u32, bin: (b + first_bin) as u16, db: v });
+                    out.push(Peak {
+                        frame: t as u32,
+                        bin: (b + first_bin) as u16,
+                        db: v,
+                    });
                 }
             }
         }
@@ -199,11 +216,21 @@ mod tests {
 
     #[test]
     fn fast_picker_equals_naive_on_random_input() {
-        for (seed, rb, rt) in [(1u64, 3usize, 2usize), (7, 12, 10), (42, 7, 6), (99, 0, 0), (5, 1, 30)] {
+        for (seed, rb, rt) in [
+            (1u64, 3usize, 2usize),
+            (7, 12, 10),
+            (42, 7, 6),
+            (99, 0, 0),
+            (5, 1, 30),
+        ] {
             let mut rng = Rng::new(seed);
             let bins = 60;
             let frames: Vec<Vec<f32>> = (0..80)
-                .map(|_| (0..bins).map(|_| (rng.next_f32() * 80.0 - 90.0).round()).collect())
+                .map(|_| {
+                    (0..bins)
+                        .map(|_| (rng.next_f32() * 80.0 - 90.0).round())
+                        .collect()
+                })
                 .collect();
             let mut fast = Vec::new();
             let mut p = PeakPicker::new(rb, rt, -75.0, 20);

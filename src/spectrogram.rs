@@ -125,14 +125,19 @@ mod tests {
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .unwrap();
             assert_eq!(argmax + p.first_bin(), 128);
-            assert!(max.abs() < 0.5, "full-scale sine should be ~0 dB, got {max}");
+            assert!(
+                max.abs() < 0.5,
+                "full-scale sine should be ~0 dB, got {max}"
+            );
         }
     }
 
     #[test]
     fn chunking_does_not_change_frames() {
         let p = Params::default();
-        let s: Vec<f32> = (0..20_000).map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5).collect();
+        let s: Vec<f32> = (0..20_000)
+            .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5)
+            .collect();
         let a = frames_of(&s, &p, 100);
         let b = frames_of(&s, &p, 20_000);
         assert_eq!(a, b);

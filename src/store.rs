@@ -42,7 +42,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Top bits of a hash that select its bucket.
 pub const BUCKET_BITS: u32 = 12;
 pub const BUCKETS: usize = 1 << BUCKET_BITS;
-const LOW_BITS: u32 = HASH_BITS - BUCKET_BITS;
+/// Bits of a hash below its bucket.
+pub const LOW_BITS: u32 = HASH_BITS - BUCKET_BITS;
 const LOW_MASK: u32 = (1 << LOW_BITS) - 1;
 /// Tracks per segment at most (slots stay one varint byte).
 pub const SEGMENT_MAX_TRACKS: usize = 127;
@@ -244,12 +245,16 @@ impl Store {
         let stored_params = match stored_version {
             None => {
                 let p = params.cloned().unwrap_or_default();
-                p.validate().map_err(|e| anyhow!("invalid parameters: {e}"))?;
+                p.validate()
+                    .map_err(|e| anyhow!("invalid parameters: {e}"))?;
                 let mut batch = sled::Batch::default();
                 batch.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..]);
                 batch.insert(meta_key("params"), serde_json::to_vec(&p)?);
                 batch.insert(meta_key("digest"), &p.digest().to_be_bytes()[..]);
-                batch.insert(meta_key("counters"), serde_json::to_vec(&Counters::default())?);
+                batch.insert(
+                    meta_key("counters"),
+                    serde_json::to_vec(&Counters::default())?,
+                );
                 db.apply_batch(batch)?;
                 db.flush()?;
                 p
@@ -372,7 +377,12 @@ impl Store {
     }
 
     /// The raw posting values of a bucket, one per segment in `segments`.
-    pub fn bucket(&self, bucket: u16, segments: &[u32], out: &mut Vec<(u32, sled::IVec)>) -> Result<()> {
+    pub fn bucket(
+        &self,
+        bucket: u16,
+        segments: &[u32],
+        out: &mut Vec<(u32, sled::IVec)>,
+    ) -> Result<()> {
         out.clear();
         for &seg in segments {
             if let Some(v) = self.db.get(posting_key(bucket, seg))? {
@@ -399,7 +409,11 @@ impl Store {
                 counters.next_track += 1;
                 for l in &t.landmarks {
                     let (b, low) = split_hash(l.hash);
-                    buckets[b as usize].push(Posting { low, slot: slot as u32, frame: l.frame });
+                    buckets[b as usize].push(Posting {
+                        low,
+                        slot: slot as u32,
+                        frame: l.frame,
+                    });
                 }
                 let mut rec = t.record;
                 rec.id = id;
@@ -416,7 +430,10 @@ impl Store {
             }
             for (b, mut postings) in buckets.into_iter().enumerate() {
                 if !postings.is_empty() {
-                    batch.insert(&posting_key(b as u16, seg)[..], encode_postings(&mut postings));
+                    batch.insert(
+                        &posting_key(b as u16, seg)[..],
+                        encode_postings(&mut postings),
+                    );
                 }
             }
             batch.insert(&segment_key(seg)[..], encode_u32s(&table));
@@ -433,7 +450,12 @@ impl Store {
         self.commit(Vec::new(), ids).map(|_| ())
     }
 
-    fn remove_into(&self, ids: &[u32], batch: &mut sled::Batch, counters: &mut Counters) -> Result<()> {
+    fn remove_into(
+        &self,
+        ids: &[u32],
+        batch: &mut sled::Batch,
+        counters: &mut Counters,
+    ) -> Result<()> {
         // Group by segment: each affected segment is rewritten once.
         let mut by_segment: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
         for &id in ids {
@@ -532,7 +554,11 @@ fn take_lock(dir: &Path) -> Result<File> {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim().replace('\n', " ");
-            let holder = if holder.is_empty() { "another process".to_string() } else { holder };
+            let holder = if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                holder
+            };
             bail!(
                 "the index at {} is in use by {holder}; wait for it to finish (or stop it) and try again",
                 dir.display()
@@ -558,7 +584,11 @@ mod tests {
     #[test]
     fn postings_round_trip() {
         let mut ps: Vec<Posting> = (0..500u32)
-            .map(|i| Posting { low: (i * 7919) & LOW_MASK, slot: i % 127, frame: i * 37 % 100_000 })
+            .map(|i| Posting {
+                low: (i * 7919) & LOW_MASK,
+                slot: i % 127,
+                frame: i * 37 % 100_000,
+            })
             .collect();
         let enc = encode_postings(&mut ps);
         let mut dec = Vec::new();

@@ -23,7 +23,9 @@ use crate::library::{self, FoundFile};
 use crate::output::clock;
 use crate::params::Params;
 use crate::progress;
-use crate::store::{Access, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS};
+use crate::store::{
+    Access, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS,
+};
 
 /// Commit pending tracks at least this often.
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
@@ -32,7 +34,10 @@ const COMMIT_EVERY: Duration = Duration::from_secs(5);
 const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_COMMITS";
 
 /// Decode and fingerprint one file.
-pub fn fingerprint_file(path: &Path, params: &Params) -> Result<(DecodeReport, Vec<Landmark>), DecodeError> {
+pub fn fingerprint_file(
+    path: &Path,
+    params: &Params,
+) -> Result<(DecodeReport, Vec<Landmark>), DecodeError> {
     let mut fp = Fingerprinter::new(params, Role::Index);
     let mut landmarks = Vec::new();
     let report = decode::decode(
@@ -104,7 +109,9 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
     }
     let mut store = Store::open(&db, Access::Write, requested.as_ref())?;
     let params = store.params().clone();
-    let failpoint: Option<u64> = std::env::var(FAILPOINT_ENV).ok().and_then(|v| v.parse().ok());
+    let failpoint: Option<u64> = std::env::var(FAILPOINT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
 
     let walk = library::walk(&cfg.paths);
     let mut tally = Tally::default();
@@ -185,15 +192,28 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                     }
                     tally.audio_s += report.duration_s;
                     pending_postings += landmarks.len();
-                    pending.push(NewTrack { record, path_key, landmarks });
+                    pending.push(NewTrack {
+                        record,
+                        path_key,
+                        landmarks,
+                    });
                     pending_replaced.extend(replaced);
                     let rate = tally.audio_s / started.elapsed().as_secs_f64().max(1e-3);
-                    pb.set_message(format!("{:.2} h audio, {:.0}x real time", tally.audio_s / 3600.0, rate));
+                    pb.set_message(format!(
+                        "{:.2} h audio, {:.0}x real time",
+                        tally.audio_s / 3600.0,
+                        rate
+                    ));
                     if pending.len() >= SEGMENT_MAX_TRACKS
                         || pending_postings >= SEGMENT_MAX_POSTINGS
                         || last_commit.elapsed() >= COMMIT_EVERY
                     {
-                        if let Err(e) = commit(&mut pending, &mut pending_replaced, &mut pending_postings, &mut store) {
+                        if let Err(e) = commit(
+                            &mut pending,
+                            &mut pending_replaced,
+                            &mut pending_postings,
+                            &mut store,
+                        ) {
                             abort.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
@@ -202,7 +222,12 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                 }
             }
         }
-        commit(&mut pending, &mut pending_replaced, &mut pending_postings, &mut store)
+        commit(
+            &mut pending,
+            &mut pending_replaced,
+            &mut pending_postings,
+            &mut store,
+        )
     });
     pb.finish_and_clear();
     writer_result?;

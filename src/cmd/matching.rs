@@ -36,12 +36,17 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     let mut fp = Fingerprinter::new(params, Role::Query);
     let mut landmarks = Vec::new();
     let mut fp_time = 0.0;
-    decode::decode(&Source::from_arg(query), params.sample_rate_hz, MIN_QUERY_S, |chunk| {
-        let t = Instant::now();
-        fp.push(chunk, &mut |l| landmarks.push(l));
-        fp_time += t.elapsed().as_secs_f64();
-        Flow::Continue
-    })
+    decode::decode(
+        &Source::from_arg(query),
+        params.sample_rate_hz,
+        MIN_QUERY_S,
+        |chunk| {
+            let t = Instant::now();
+            fp.push(chunk, &mut |l| landmarks.push(l));
+            fp_time += t.elapsed().as_secs_f64();
+            Flow::Continue
+        },
+    )
     .map_err(|e| e.to_string())?;
     let t = Instant::now();
     fp.finish(&mut |l| landmarks.push(l));
@@ -58,9 +63,9 @@ fn read_list(path: &PathBuf) -> Result<Vec<String>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(io::BufReader::new(io::stdin()))
     } else {
-        Box::new(io::BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("cannot read the clip list {}", path.display()))?,
-        ))
+        Box::new(io::BufReader::new(std::fs::File::open(path).with_context(
+            || format!("cannot read the clip list {}", path.display()),
+        )?))
     };
     let mut out = Vec::new();
     for line in reader.lines() {
@@ -101,14 +106,24 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
             pool.install(|| batch.par_iter().map(|q| prepare(q, &params)).collect());
         for (query, prep) in batch.iter().zip(prepared) {
             let result = match prep {
-                Err(e) => ClipResult { query: query.clone(), outcome: Err(e), decode_ms: 0.0, match_ms: 0.0 },
+                Err(e) => ClipResult {
+                    query: query.clone(),
+                    outcome: Err(e),
+                    decode_ms: 0.0,
+                    match_ms: 0.0,
+                },
                 Ok(p) => {
                     let t = Instant::now();
                     let outcome = matcher
                         .identify(&p.landmarks, cfg.top)
                         .map_err(|e| format!("{e:#}"));
                     let match_ms = p.fingerprint_ms + t.elapsed().as_secs_f64() * 1000.0;
-                    ClipResult { query: query.clone(), outcome, decode_ms: p.decode_ms, match_ms }
+                    ClipResult {
+                        query: query.clone(),
+                        outcome,
+                        decode_ms: p.decode_ms,
+                        match_ms,
+                    }
                 }
             };
             match &result.outcome {
@@ -122,7 +137,10 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     }
     if !cfg.quiet && queries.len() > 1 {
         let found = queries.len() - errors - misses;
-        eprintln!("{} clips: {found} matched, {misses} no match, {errors} errors", queries.len());
+        eprintln!(
+            "{} clips: {found} matched, {misses} no match, {errors} errors",
+            queries.len()
+        );
     }
     Ok(if errors > 0 {
         Status::Error

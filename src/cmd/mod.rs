@@ -54,8 +54,9 @@ pub struct MatchConfig {
 pub fn db_dir(db: Option<PathBuf>) -> Result<PathBuf> {
     match db {
         Some(p) => Ok(p),
-        None => crate::store::default_path()
-            .ok_or_else(|| anyhow!("no data directory on this system; pass --db PATH or set OSTID_DB")),
+        None => crate::store::default_path().ok_or_else(|| {
+            anyhow!("no data directory on this system; pass --db PATH or set OSTID_DB")
+        }),
     }
 }
 
@@ -66,15 +67,17 @@ pub fn requested_params(preset: Option<&str>, file: Option<&Path>) -> Result<Opt
             .with_context(|| format!("cannot read the parameters file {}", f.display()))?;
         let p: Params = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid parameters file", f.display()))?;
-        p.validate()
-            .map_err(|e| anyhow!("{}: {e}", f.display()))?;
+        p.validate().map_err(|e| anyhow!("{}: {e}", f.display()))?;
         return Ok(Some(p));
     }
     match preset {
         None => Ok(None),
         Some(name) => match Params::preset(name) {
             Some(p) => Ok(Some(p)),
-            None => bail!("unknown preset '{name}'; choose one of: {}", PRESETS.join(", ")),
+            None => bail!(
+                "unknown preset '{name}'; choose one of: {}",
+                PRESETS.join(", ")
+            ),
         },
     }
 }

@@ -1,0 +1,453 @@
+//! CLI integration tests: the real binary on the committed fixtures, each test
+//! with its own index in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use ostid::output::MatchLine;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn ostid(db: &Path) -> Command {
+    let mut c = Command::cargo_bin("ostid").expect("binary built");
+    c.arg("--db").arg(db).env_remove("OSTID_DB");
+    c
+}
+
+fn indexed() -> (TempDir, PathBuf) {
+    let tmp = TempDir::new().expect("tempdir");
+    let db = tmp.path().join("index");
+    ostid(&db)
+        .args(["index", "-j", "2"])
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "indexed 7, unchanged 0, damaged 0, failed 0",
+        ));
+    (tmp, db)
+}
+
+/// Query files with their truth: `Title@o1+o2_kind.ext`.
+fn known_queries() -> Vec<(PathBuf, String, Vec<f64>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(fixtures().join("queries")).expect("queries") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some((title, rest)) = name.split_once('@') else {
+            continue;
+        };
+        let offsets = rest.split('_').next().unwrap();
+        let offsets = offsets
+            .split('+')
+            .map(|o| o.parse().expect("offset in name"))
+            .collect();
+        out.push((path, title.to_string(), offsets));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 6, "fixture queries missing");
+    out
+}
+
+fn json_lines(out: &Output) -> Vec<MatchLine> {
+    String::from_utf8(out.stdout.clone())
+        .expect("utf8")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<MatchLine>(l)
+                .unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_fixture_clip_is_named_with_its_offset() {
+    let (_tmp, db) = indexed();
+    let queries = known_queries();
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .args(queries.iter().map(|q| &q.0))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), queries.len());
+    for ((path, title, offsets), line) in queries.iter().zip(&lines) {
+        assert_eq!(
+            line.query,
+            path.to_string_lossy(),
+            "query echoed as given, in order"
+        );
+        let m = line
+            .best
+            .as_ref()
+            .unwrap_or_else(|| panic!("{title}: no match"));
+        assert_eq!(&m.title, title, "{}", path.display());
+        for want in offsets {
+            let found = std::iter::once(m.offset_s)
+                .chain(m.offsets_s.iter().copied())
+                .any(|o| (o - want).abs() <= 0.1);
+            assert!(
+                found,
+                "{title}: offset {want} not in {} / {:?}",
+                m.offset_s, m.offsets_s
+            );
+        }
+        assert!((0.5..=1.0).contains(&m.confidence));
+        assert!(line.decode_ms.is_some() && line.match_ms.is_some() && line.alternatives.is_some());
+    }
+    // A looping track lists every position.
+    let looped = lines
+        .iter()
+        .find(|l| l.query.contains("_loop"))
+        .expect("loop clip");
+    assert!(looped.best.as_ref().unwrap().offsets_s.len() >= 3);
+}
+
+#[test]
+fn metadata_comes_from_tags_then_folders() {
+    let (_tmp, db) = indexed();
+    let q = fixtures().join("queries");
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .arg(q.join("Main Theme@4.000_clean.wav"))
+        .arg(q.join("Prelude@5.017_between-hops.wav"))
+        .arg(q.join("Night Market@3.500_mp3-64k.mp3"))
+        .output()
+        .expect("run");
+    let lines = json_lines(&out);
+    let tagged = lines[0].best.as_ref().unwrap();
+    assert_eq!(
+        (tagged.title.as_str(), tagged.work.as_str()),
+        ("Main Theme", "Skyward Saga")
+    );
+    assert_eq!(tagged.composer.as_deref(), Some("Ada Composer"));
+    assert!(tagged.path.ends_with("sky1.flac"));
+    // Disc folder skipped, track-number prefix stripped.
+    let disc = lines[1].best.as_ref().unwrap();
+    assert_eq!(
+        (disc.title.as_str(), disc.work.as_str()),
+        ("Prelude", "Hollow Crown")
+    );
+    let folder = lines[2].best.as_ref().unwrap();
+    assert_eq!(
+        (folder.title.as_str(), folder.work.as_str()),
+        ("Night Market", "Ember Road")
+    );
+}
+
+#[test]
+fn unknown_clip_is_no_match_with_exit_1() {
+    let (_tmp, db) = indexed();
+    let clip = fixtures().join("queries/unknown_same-instruments.wav");
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .arg(&clip)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].best.is_none(),
+        "unknown clip named: {:?}",
+        lines[0].best
+    );
+    assert!(lines[0].error.is_none());
+    ostid(&db)
+        .arg("match")
+        .arg(&clip)
+        .assert()
+        .code(1)
+        .stdout("no match\n");
+}
+
+#[test]
+fn human_output_names_title_work_and_position() {
+    let (_tmp, db) = indexed();
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("queries/Main Theme@4.000_clean.wav"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with(
+            "Main Theme — Skyward Saga, at 0:04.0",
+        ));
+}
+
+#[test]
+fn damaged_and_non_audio_files_are_reported_and_the_rest_indexed() {
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    let out = ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("library"))
+        .arg(fixtures().join("damaged"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not-audio.mp3") && err.contains("not a recognised audio file"),
+        "{err}"
+    );
+    assert!(err.contains("empty.ogg"), "{err}");
+    assert!(err.contains("truncated.flac: truncated at 0:0"), "{err}");
+    assert!(
+        err.contains("indexed 7, unchanged 0, damaged 1, failed 2"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // The good files answer as usual.
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Coda — Hollow Crown"));
+}
+
+#[test]
+fn reindexing_an_unchanged_library_decodes_nothing() {
+    let (_tmp, db) = indexed();
+    ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "indexed 0, unchanged 7, damaged 0, failed 0",
+        ));
+}
+
+#[test]
+fn a_changed_file_replaces_its_postings() {
+    let tmp = TempDir::new().unwrap();
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir_all(lib.join("Work")).unwrap();
+    let a = fixtures().join("library/Hollow Crown/Disc 2/01 - Coda.flac");
+    let b = fixtures().join("library/Skyward Saga/sky1.flac");
+    let slot = lib.join("Work/01 - Piece.flac");
+    std::fs::copy(&a, &slot).unwrap();
+    let db = tmp.path().join("index");
+    ostid(&db).arg("index").arg(&lib).assert().code(0);
+    // Same path, new content (and a new size): re-fingerprinted.
+    std::fs::copy(&b, &slot).unwrap();
+    ostid(&db)
+        .arg("index")
+        .arg(&lib)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("indexed 1, unchanged 0"));
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(1);
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("queries/Main Theme@4.000_clean.wav"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Main Theme"));
+}
+
+#[test]
+fn stdin_wav_with_unknown_sizes_is_read_to_the_end() {
+    let (_tmp, db) = indexed();
+    let mut wav = std::fs::read(fixtures().join("queries/Main Theme@4.000_clean.wav")).unwrap();
+    // What `ffmpeg -f wav -` writes to a pipe: RIFF and data sizes unknown.
+    wav[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let data = wav
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("data chunk");
+    wav[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let out = ostid(&db)
+        .args(["match", "--json", "-"])
+        .write_stdin(wav)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines[0].query, "-");
+    let m = lines[0].best.as_ref().expect("match");
+    assert_eq!(m.title, "Main Theme");
+    assert!((m.offset_s - 4.0).abs() <= 0.1);
+}
+
+#[test]
+fn clip_errors_are_reported_per_clip_with_exit_2() {
+    let (tmp, db) = indexed();
+    let missing = tmp.path().join("nope.wav");
+    let good = fixtures().join("queries/Coda@2.500_clean.wav");
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .arg(&missing)
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].best.is_none() && lines[0].error.as_deref().unwrap().contains("cannot read"));
+    assert!(lines[0].alternatives.is_none());
+    assert_eq!(lines[1].best.as_ref().unwrap().title, "Coda");
+    // Human mode: results on stdout, the error on stderr.
+    ostid(&db)
+        .arg("match")
+        .arg(&missing)
+        .arg(&good)
+        .assert()
+        .code(2)
+        .stdout(
+            predicate::str::contains("Coda — Hollow Crown")
+                .and(predicate::str::contains("nope").not()),
+        )
+        .stderr(predicate::str::contains("nope.wav: cannot read"));
+}
+
+#[test]
+fn a_missing_index_is_an_error_and_is_not_created() {
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("none");
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("no index at").and(predicate::str::contains("ostid index")),
+        );
+    assert!(!db.exists());
+}
+
+#[test]
+fn a_different_preset_is_refused_with_the_fix() {
+    let (_tmp, db) = indexed();
+    ostid(&db)
+        .args(["match", "--preset", "dense"])
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("was built with preset")
+                .and(predicate::str::contains("--rebuild")),
+        );
+    ostid(&db)
+        .args(["index", "--preset", "dense"])
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("index --rebuild --preset dense"));
+    ostid(&db)
+        .args(["match", "--preset", "nonsense"])
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown preset 'nonsense'"));
+}
+
+#[test]
+fn rebuild_starts_over_with_the_new_preset() {
+    let (_tmp, db) = indexed();
+    ostid(&db)
+        .args(["index", "--rebuild", "--preset", "dense"])
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("indexed 7, unchanged 0"));
+    ostid(&db)
+        .args(["match", "--preset", "dense"])
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn a_second_process_is_refused_naming_the_holder() {
+    let (_tmp, db) = indexed();
+    let holder = ostid::store::Store::open(&db, ostid::store::Access::Read, None).expect("open");
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("is in use by pid")
+                .and(predicate::str::contains(std::process::id().to_string())),
+        );
+    drop(holder);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = TempDir::new().unwrap();
+    ostid(tmp.path())
+        .arg("match")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no clips given"));
+    ostid(tmp.path()).arg("frobnicate").assert().code(2);
+    ostid(tmp.path())
+        .args(["match", "-", "-"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("only once"));
+}
+
+#[test]
+fn clips_can_come_from_a_list_file() {
+    let (tmp, db) = indexed();
+    let list = tmp.path().join("list.txt");
+    let q = fixtures().join("queries");
+    std::fs::write(
+        &list,
+        format!(
+            "{}\n{}\n",
+            q.join("Coda@2.500_clean.wav").display(),
+            q.join("unknown_same-instruments.wav").display()
+        ),
+    )
+    .unwrap();
+    let out = ostid(&db)
+        .args(["-q", "match", "--json", "--from-file"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "one of two had no match");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].best.is_some() && lines[1].best.is_none());
+    assert!(out.stderr.is_empty(), "--quiet");
+}
+
+#[test]
+fn index_path_comes_from_the_environment() {
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("envdb");
+    Command::cargo_bin("ostid")
+        .unwrap()
+        .env("OSTID_DB", &db)
+        .args(["index", "-q"])
+        .arg(fixtures().join("library/Ember Road"))
+        .assert()
+        .code(0);
+    assert!(db.join("sled").exists());
+}
