@@ -34,6 +34,14 @@ fn indexed() -> (TempDir, PathBuf) {
     (tmp, db)
 }
 
+/// `ostid match` on one fixture clip.
+fn match_one(db: &Path, clip: &str) -> assert_cmd::assert::Assert {
+    ostid(db)
+        .arg("match")
+        .arg(fixtures().join("queries").join(clip))
+        .assert()
+}
+
 /// Query files with their truth: `Title@o1+o2_kind.ext`.
 fn known_queries() -> Vec<(PathBuf, String, Vec<f64>)> {
     let mut out = Vec::new();
@@ -176,10 +184,7 @@ fn unknown_clip_is_no_match_with_exit_1() {
 #[test]
 fn human_output_names_title_work_and_position() {
     let (_tmp, db) = indexed();
-    ostid(&db)
-        .arg("match")
-        .arg(fixtures().join("queries/Main Theme@4.000_clean.wav"))
-        .assert()
+    match_one(&db, "Main Theme@4.000_clean.wav")
         .code(0)
         .stdout(predicate::str::starts_with(
             "Main Theme — Skyward Saga, at 0:04.0",
@@ -210,10 +215,7 @@ fn damaged_and_non_audio_files_are_reported_and_the_rest_indexed() {
     );
     assert!(out.stdout.is_empty());
     // The good files answer as usual.
-    ostid(&db)
-        .arg("match")
-        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
-        .assert()
+    match_one(&db, "Coda@2.500_clean.wav")
         .code(0)
         .stdout(predicate::str::contains("Coda — Hollow Crown"));
 }
@@ -250,15 +252,8 @@ fn a_changed_file_replaces_its_postings() {
         .assert()
         .code(0)
         .stderr(predicate::str::contains("indexed 1, unchanged 0"));
-    ostid(&db)
-        .arg("match")
-        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
-        .assert()
-        .code(1);
-    ostid(&db)
-        .arg("match")
-        .arg(fixtures().join("queries/Main Theme@4.000_clean.wav"))
-        .assert()
+    match_one(&db, "Coda@2.500_clean.wav").code(1);
+    match_one(&db, "Main Theme@4.000_clean.wav")
         .code(0)
         .stdout(predicate::str::contains("Main Theme"));
 }
@@ -327,14 +322,9 @@ fn clip_errors_are_reported_per_clip_with_exit_2() {
 fn a_missing_index_is_an_error_and_is_not_created() {
     let tmp = TempDir::new().unwrap();
     let db = tmp.path().join("none");
-    ostid(&db)
-        .arg("match")
-        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("no index at").and(predicate::str::contains("ostid index")),
-        );
+    match_one(&db, "Coda@2.500_clean.wav").code(2).stderr(
+        predicate::str::contains("no index at").and(predicate::str::contains("ostid index")),
+    );
     assert!(!db.exists());
 }
 
@@ -384,15 +374,10 @@ fn rebuild_starts_over_with_the_new_preset() {
 fn a_second_process_is_refused_naming_the_holder() {
     let (_tmp, db) = indexed();
     let holder = ostid::store::Store::open(&db, ostid::store::Access::Read, None).expect("open");
-    ostid(&db)
-        .arg("match")
-        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("is in use by pid")
-                .and(predicate::str::contains(std::process::id().to_string())),
-        );
+    match_one(&db, "Coda@2.500_clean.wav").code(2).stderr(
+        predicate::str::contains("is in use by pid")
+            .and(predicate::str::contains(std::process::id().to_string())),
+    );
     drop(holder);
 }
 

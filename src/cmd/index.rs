@@ -236,8 +236,13 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
     let elapsed = started.elapsed().as_secs_f64();
     let was_interrupted = interrupted();
     if !cfg.quiet || was_interrupted {
+        let rate = if tally.audio_s > 0.0 {
+            format!(" ({:.0}x real time)", tally.audio_s / elapsed.max(1e-9))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{}indexed {}, unchanged {}, damaged {}, failed {}; {:.2} h of audio in {:.1} s ({:.0}x real time)",
+            "{}indexed {}, unchanged {}, damaged {}, failed {}; {:.2} h of audio in {:.1} s{rate}",
             if was_interrupted { "interrupted: " } else { "" },
             tally.indexed,
             tally.unchanged,
@@ -245,7 +250,6 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
             tally.failed,
             tally.audio_s / 3600.0,
             elapsed,
-            tally.audio_s / elapsed.max(1e-9),
         );
     }
     if was_interrupted {
