@@ -75,6 +75,11 @@ pub struct Matcher<'a> {
 /// Offsets closer than this (frames) are the same position.
 const SAME_POSITION_FRAMES: i64 = 31;
 
+/// A clip may start at most this long (frames, ~1 s) before a track begins:
+/// a clip that lies mostly before the track is not in it, and the shared
+/// openings of pieces (a first chord) otherwise draw chance votes there.
+const MAX_LEAD_FRAMES: i64 = 31;
+
 impl<'a> Matcher<'a> {
     pub fn new(store: &'a Store) -> Result<Matcher<'a>> {
         let tables: HashMap<u32, Vec<u32>> = store.segment_tables()?.into_iter().collect();
@@ -179,6 +184,9 @@ impl<'a> Matcher<'a> {
         let window = self.params.vote_window_frames;
         let mut runs: Vec<Run> = Vec::new();
         for (t, o, anchor) in votes {
+            if o < -MAX_LEAD_FRAMES {
+                continue;
+            }
             let w = (anchor >> hash::FREQ_BITS) / window;
             match runs.last_mut() {
                 Some(r) if r.track == t && r.offset == o => {

@@ -18,20 +18,21 @@ pub struct Params {
     pub fft_size: usize,
     /// Hop between spectrogram frames, samples. Default 256 (32 ms).
     pub hop_samples: usize,
-    /// Lowest frequency analysed, Hz. Default 150.
+    /// Lowest frequency analysed, Hz. Default 100.
     pub min_freq_hz: f32,
     /// Highest frequency analysed, Hz. Default 3800.
     pub max_freq_hz: f32,
-    /// Peaks quieter than this, dB relative to a full-scale sine, are ignored. Default -70.
+    /// Peaks quieter than this, dB relative to a full-scale sine, are ignored.
+    /// Default -90 (quiet ambient passages still have peaks; digital silence does not).
     pub peak_floor_db: f32,
     /// A stored peak is the maximum of +-this many bins... Default 12.
     pub index_radius_bins: usize,
     /// ...and +-this many frames. Default 10.
     pub index_radius_frames: usize,
     /// A query peak is the maximum of a smaller neighbourhood, so that every
-    /// stored peak that survives damage is found again. Default 7.
+    /// stored peak that survives damage is found again. Default 6.
     pub query_radius_bins: usize,
-    /// Default 6.
+    /// Default 5.
     pub query_radius_frames: usize,
     /// Smallest time gap between the two peaks of a landmark, frames. Default 1.
     pub min_dt_frames: u32,
@@ -43,7 +44,7 @@ pub struct Params {
     pub index_fan_out: usize,
     /// Landmarks made per anchor peak of a query. Default 24.
     pub query_fan_out: usize,
-    /// Offset votes (distinct query peaks, within +-1 frame) a track needs to be named. Default 10.
+    /// Offset votes (distinct query peaks, within +-1 frame) a track needs to be named. Default 11.
     pub min_votes: u32,
     /// Width of the query time windows that votes are spread over, frames. Default 31 (~1 s).
     pub vote_window_frames: u32,
@@ -62,19 +63,19 @@ impl Default for Params {
             sample_rate_hz: 8000,
             fft_size: 1024,
             hop_samples: 256,
-            min_freq_hz: 150.0,
+            min_freq_hz: 100.0,
             max_freq_hz: 3800.0,
-            peak_floor_db: -70.0,
+            peak_floor_db: -90.0,
             index_radius_bins: 12,
             index_radius_frames: 10,
-            query_radius_bins: 7,
-            query_radius_frames: 6,
+            query_radius_bins: 6,
+            query_radius_frames: 5,
             min_dt_frames: 1,
             max_dt_frames: 48,
             max_df_bins: 96,
             index_fan_out: 5,
             query_fan_out: 24,
-            min_votes: 10,
+            min_votes: 11,
             vote_window_frames: 31,
             min_windows: 3,
         }
@@ -183,7 +184,7 @@ mod tests {
     #[test]
     fn bins_cover_the_band() {
         let p = Params::default();
-        assert_eq!(p.first_bin(), 20);
+        assert_eq!(p.first_bin(), 13);
         assert!(p.end_bin() <= 512);
         assert!((p.frame_s() - 0.032).abs() < 1e-9);
     }
