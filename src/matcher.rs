@@ -69,7 +69,7 @@ pub struct Matcher<'a> {
     /// Decoded buckets, indexed by bucket number.
     cache: Vec<Option<Bucket>>,
     cached_postings: usize,
-    raw: Vec<(u32, sled::IVec)>,
+    raw: Vec<(u32, Vec<u8>)>,
 }
 
 /// Offsets closer than this (frames) are the same position.

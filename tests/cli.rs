@@ -436,3 +436,43 @@ fn index_path_comes_from_the_environment() {
         .code(0);
     assert!(db.join("sled").exists());
 }
+
+#[test]
+fn stray_postings_files_from_a_crash_are_removed_by_the_next_writer() {
+    let (_tmp, db) = indexed();
+    let postings = db.join("postings");
+    let live: Vec<_> = std::fs::read_dir(&postings)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!live.is_empty());
+    // What a kill between writing a segment and committing it leaves behind.
+    std::fs::write(postings.join("seg-00000999.bin"), b"orphan").unwrap();
+    std::fs::write(postings.join("seg-00001000.tmp"), b"half written").unwrap();
+    // Readers leave them alone; the next writer removes them.
+    match_one(&db, "Coda@2.500_clean.wav").code(0);
+    assert!(postings.join("seg-00000999.bin").exists());
+    ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0);
+    assert!(!postings.join("seg-00000999.bin").exists());
+    assert!(!postings.join("seg-00001000.tmp").exists());
+    for p in &live {
+        assert!(p.exists(), "live segment {} removed", p.display());
+    }
+    match_one(&db, "Coda@2.500_clean.wav").code(0);
+}
+
+#[test]
+fn a_missing_postings_file_is_an_error_naming_the_fix() {
+    let (_tmp, db) = indexed();
+    for e in std::fs::read_dir(db.join("postings")).unwrap().flatten() {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    match_one(&db, "Coda@2.500_clean.wav").code(2).stderr(
+        predicate::str::contains("missing or damaged").and(predicate::str::contains("--rebuild")),
+    );
+}
