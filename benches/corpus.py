@@ -23,7 +23,10 @@ def build(cache):
     os.makedirs(debs, exist_ok=True)
     missing = [p for p in PACKAGES if not glob.glob(os.path.join(debs, p + "_*.deb"))]
     if missing:
-        subprocess.run(["apt-get", "download"] + missing, cwd=debs, check=True)
+        if subprocess.run(["apt-get", "download"] + missing, cwd=debs).returncode != 0:
+            # A fresh machine has no package lists yet.
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            subprocess.run(["apt-get", "download"] + missing, cwd=debs, check=True)
     tmp = lib + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     for pkg, (work, pattern) in PACKAGES.items():

@@ -35,9 +35,9 @@ def run(cmd, **kw):
 
 def ensure_tools():
     missing = [t for t in ("ffmpeg", "sox", "espeak-ng") if shutil.which(t) is None]
-    if missing:
+    if missing or not os.path.exists("/usr/bin/time"):
         run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", "ffmpeg", "sox", "libsox-fmt-mp3", "espeak-ng"],
+        run(["apt-get", "install", "-y", "-qq", "ffmpeg", "sox", "libsox-fmt-mp3", "espeak-ng", "time"],
             env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     try:
         import numpy  # noqa: F401
