@@ -10,7 +10,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rubato::{FftFixedIn, Resampler};
 use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
@@ -109,13 +109,6 @@ pub struct DecodeReport {
     /// Packets the codec rejected and that were skipped.
     pub damaged_packets: u64,
     pub tags: Tags,
-}
-
-impl DecodeReport {
-    /// True when the file decoded, but not all of it.
-    pub fn is_damaged(&self) -> bool {
-        self.truncated_at_s.is_some() || self.damaged_packets > 0
-    }
 }
 
 /// Why a source could not be decoded.
@@ -415,17 +408,13 @@ impl PacketDecoder {
                     *buf = Some(SampleBuffer::new(decoded.capacity() as u64, spec));
                 }
                 let sb = buf.as_mut().expect("sample buffer was just ensured");
-                copy_ref(sb, decoded);
+                sb.copy_interleaved_ref(decoded);
                 downmix(sb.samples(), channels, mono);
                 Ok(Some((spec.rate, channels)))
             }
             PacketDecoder::Opus(op) => op.decode(&packet.data, mono).map(Some),
         }
     }
-}
-
-fn copy_ref(sb: &mut SampleBuffer<f32>, decoded: AudioBufferRef<'_>) {
-    sb.copy_interleaved_ref(decoded);
 }
 
 /// Average planar channels into one.
@@ -700,13 +689,6 @@ impl Resample {
         }
         self.inner = Some(r);
     }
-}
-
-/// The extension of a path, lower-cased, if any.
-pub fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
 }
 
 #[cfg(test)]

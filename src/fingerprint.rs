@@ -66,12 +66,3 @@ impl Fingerprinter {
         pairer.finish(out);
     }
 }
-
-/// All landmarks of a buffer of samples (tests and small inputs).
-pub fn landmarks(samples: &[f32], params: &Params, role: Role) -> Vec<Landmark> {
-    let mut fp = Fingerprinter::new(params, role);
-    let mut out = Vec::new();
-    fp.push(samples, &mut |l| out.push(l));
-    fp.finish(&mut |l| out.push(l));
-    out
-}

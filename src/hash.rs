@@ -47,14 +47,18 @@ pub fn unpack(raw: u32) -> (u16, i32, u32) {
 const MIX_MUL: u32 = 0x0051_9E37 | 1; // odd, so invertible mod 2^23
 const MIX_SHIFT: u32 = 11;
 
-fn mul_inverse(a: u32) -> u32 {
+const fn mul_inverse(a: u32) -> u32 {
     // Newton's iteration for the inverse of an odd number mod 2^32.
     let mut x = a;
-    for _ in 0..5 {
+    let mut i = 0;
+    while i < 5 {
         x = x.wrapping_mul(2u32.wrapping_sub(a.wrapping_mul(x)));
+        i += 1;
     }
     x
 }
+
+const MIX_INV: u32 = mul_inverse(MIX_MUL);
 
 /// Spread raw hashes evenly over the hash space (a bijection on 23 bits).
 pub fn mix(raw: u32) -> u32 {
@@ -65,10 +69,9 @@ pub fn mix(raw: u32) -> u32 {
 
 /// Inverse of [`mix`].
 pub fn unmix(h: u32) -> u32 {
-    let inv = mul_inverse(MIX_MUL);
-    let mut x = h.wrapping_mul(inv) & HASH_MASK;
+    let mut x = h.wrapping_mul(MIX_INV) & HASH_MASK;
     x ^= (x >> MIX_SHIFT) ^ (x >> (2 * MIX_SHIFT));
-    x.wrapping_mul(inv) & HASH_MASK
+    x.wrapping_mul(MIX_INV) & HASH_MASK
 }
 
 /// A landmark: a mixed hash at the anchor's frame.

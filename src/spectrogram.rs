@@ -60,11 +60,6 @@ impl SpectrogramBuilder {
         }
     }
 
-    /// Number of values in each frame.
-    pub fn bins(&self) -> usize {
-        self.end_bin - self.first_bin
-    }
-
     /// Feed samples; `on_frame` gets every frame completed by them, in order.
     pub fn push(&mut self, samples: &[f32], on_frame: &mut dyn FnMut(&[f32])) {
         self.pending.extend_from_slice(samples);

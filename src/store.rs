@@ -401,14 +401,6 @@ impl Store {
         &self.params
     }
 
-    pub fn counters(&self) -> Counters {
-        self.counters
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The record of the track stored for this path key, if any.
     pub fn track_for_path(&self, path_key: &[u8]) -> Result<Option<TrackRecord>> {
         let Some(id) = self.db.get(file_key(path_key))? else {
@@ -545,11 +537,6 @@ impl Store {
             let _ = fs::remove_file(segment_path(&self.dir, seg));
         }
         Ok(ids)
-    }
-
-    /// Remove tracks (their postings, records and file records) atomically.
-    pub fn remove(&mut self, ids: &[u32]) -> Result<()> {
-        self.commit(Vec::new(), ids).map(|_| ())
     }
 
     /// Add the removal of tracks to `batch`; returns segments left with no
