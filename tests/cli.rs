@@ -476,3 +476,40 @@ fn a_missing_postings_file_is_an_error_naming_the_fix() {
         predicate::str::contains("missing or damaged").and(predicate::str::contains("--rebuild")),
     );
 }
+
+#[test]
+fn a_symlinked_file_or_folder_is_indexed_once() {
+    let tmp = TempDir::new().unwrap();
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir_all(lib.join("Work")).unwrap();
+    std::fs::copy(
+        fixtures().join("library/Hollow Crown/Disc 2/01 - Coda.flac"),
+        lib.join("Work/01 - Coda.flac"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        lib.join("Work/01 - Coda.flac"),
+        lib.join("Work/02 - Again.flac"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(lib.join("Work"), lib.join("Mirror")).unwrap();
+    // A loop back to the top must not hang the walk either.
+    std::os::unix::fs::symlink(&lib, lib.join("Work/loop")).unwrap();
+    let db = tmp.path().join("index");
+    ostid(&db)
+        .arg("index")
+        .arg(&lib)
+        .arg(lib.join("Mirror"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "indexed 1, unchanged 0, damaged 0, failed 0",
+        ));
+    let out = ostid(&db)
+        .args(["match", "--json", "--top", "3"])
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .output()
+        .unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(lines[0].best.as_ref().unwrap().title, "Coda");
+}
