@@ -41,8 +41,6 @@ pub struct Outcome {
     pub best: Option<Match>,
     /// Copies and versions above the threshold, then runner-ups (`--top`).
     pub alternatives: Vec<Match>,
-    /// Landmarks the query produced.
-    pub query_landmarks: usize,
 }
 
 /// Buckets decoded once and kept for the next queries, up to this many postings.
@@ -179,82 +177,80 @@ impl<'a> Matcher<'a> {
         // targets counts once.
         votes.sort_unstable();
         votes.dedup();
-        // Runs of equal (track, offset): their votes and the query windows
-        // the votes fall in (sorted, distinct: anchors sort by frame).
-        let window = self.params.vote_window_frames;
+        votes.retain(|&(_, o, _)| o >= -MAX_LEAD_FRAMES);
+        // Runs of equal (track, offset), as ranges of `votes`.
         let mut runs: Vec<Run> = Vec::new();
-        for (t, o, anchor) in votes {
-            if o < -MAX_LEAD_FRAMES {
-                continue;
-            }
-            let w = (anchor >> hash::FREQ_BITS) / window;
+        for (i, &(t, o, _)) in votes.iter().enumerate() {
             match runs.last_mut() {
-                Some(r) if r.track == t && r.offset == o => {
-                    r.votes += 1;
-                    if r.windows.last() != Some(&w) {
-                        r.windows.push(w);
-                    }
-                }
+                Some(r) if r.track == t && r.offset == o => r.end = i + 1,
                 _ => runs.push(Run {
                     track: t,
                     offset: o,
-                    votes: 1,
-                    windows: vec![w],
+                    start: i,
+                    end: i + 1,
                 }),
             }
         }
+        let min_votes = self.params.min_votes;
+        let min_windows = self.params.min_windows;
+        let window = self.params.vote_window_frames;
         // Smooth over +-1 frame: a clip that starts between two hops splits
-        // its votes between neighbouring offsets.
+        // its votes between neighbouring offsets. The query windows the votes
+        // fall in are counted only where there are enough votes to name a track.
         let mut per_track: HashMap<u32, Vec<Candidate>> = HashMap::new();
         let mut ws: Vec<u32> = Vec::new();
-        for k in 0..runs.len() {
-            let r = &runs[k];
-            let mut score = r.votes;
-            let mut weighted = r.votes as f64 * r.offset as f64;
-            ws.clear();
-            ws.extend_from_slice(&r.windows);
-            for j in [k.wrapping_sub(1), k + 1] {
-                if let Some(n) = runs.get(j) {
-                    if n.track == r.track && (n.offset - r.offset).abs() == 1 {
-                        score += n.votes;
-                        weighted += n.votes as f64 * n.offset as f64;
-                        ws.extend_from_slice(&n.windows);
-                    }
-                }
+        for (k, r) in runs.iter().enumerate() {
+            let adjacent = |j: usize| {
+                runs.get(j)
+                    .filter(|n| n.track == r.track && (n.offset - r.offset).abs() == 1)
+            };
+            let neighbours = [adjacent(k.wrapping_sub(1)), adjacent(k + 1)];
+            let mut score = r.votes();
+            let mut weighted = r.votes() as f64 * r.offset as f64;
+            for n in neighbours.iter().flatten() {
+                score += n.votes();
+                weighted += n.votes() as f64 * n.offset as f64;
             }
-            ws.sort_unstable();
-            ws.dedup();
+            let mut windows = 0;
+            if score >= min_votes {
+                ws.clear();
+                for run in std::iter::once(r).chain(neighbours.iter().flatten().copied()) {
+                    ws.extend(
+                        votes[run.start..run.end]
+                            .iter()
+                            .map(|&(_, _, a)| (a >> hash::FREQ_BITS) / window),
+                    );
+                }
+                ws.sort_unstable();
+                ws.dedup();
+                windows = ws.len() as u32;
+            }
             per_track.entry(r.track).or_default().push(Candidate {
                 offset: r.offset,
                 score,
-                windows: ws.len() as u32,
+                windows,
                 refined: weighted / score as f64,
             });
         }
-        let min_votes = self.params.min_votes;
-        let min_windows = self.params.min_windows;
+        let strong = |c: &Candidate| c.score >= min_votes && c.windows >= min_windows;
         let mut ranked: Vec<(u32, Vec<Candidate>)> = per_track
             .into_iter()
             .map(|(t, mut cands)| {
                 cands.sort_by(|a, b| {
-                    (b.windows >= min_windows, b.score)
-                        .cmp(&(a.windows >= min_windows, a.score))
+                    (strong(b), b.score)
+                        .cmp(&(strong(a), a.score))
                         .then(a.offset.cmp(&b.offset))
                 });
                 (t, cands)
             })
             .collect();
-        let strong = |c: &Candidate| c.score >= min_votes && c.windows >= min_windows;
         ranked.sort_by(|a, b| {
             (strong(&b.1[0]), b.1[0].score)
                 .cmp(&(strong(&a.1[0]), a.1[0].score))
                 .then(a.0.cmp(&b.0))
         });
 
-        let mut outcome = Outcome {
-            query_landmarks: landmarks.len(),
-            ..Default::default()
-        };
+        let mut outcome = Outcome::default();
         let frame_s = self.params.frame_s();
         let mut runner_ups = 0;
         for (rank, (track, cands)) in ranked.iter().enumerate() {
@@ -317,11 +313,18 @@ impl<'a> Matcher<'a> {
     }
 }
 
+/// Votes `start..end` of the sorted votes share a track and an offset.
 struct Run {
     track: u32,
     offset: i64,
-    votes: u32,
-    windows: Vec<u32>,
+    start: usize,
+    end: usize,
+}
+
+impl Run {
+    fn votes(&self) -> u32 {
+        (self.end - self.start) as u32
+    }
 }
 
 /// First entry with `e.low >= low`. Lows are uniform (hashes are mixed), so
@@ -344,7 +347,8 @@ fn lower_bound(entries: &[Entry], low: u32) -> usize {
 struct Candidate {
     offset: i64,
     score: u32,
-    /// Distinct query windows the votes fall in.
+    /// Distinct query windows the votes fall in (counted only when
+    /// `score >= min_votes`; 0 otherwise).
     windows: u32,
     /// Vote-weighted offset, in frames (sub-frame precision).
     refined: f64,
