@@ -58,6 +58,61 @@ pub fn fingerprint_file(
     Ok((report, landmarks))
 }
 
+/// Tracks decoded but not yet committed, and the tracks they replace.
+struct Pending {
+    tracks: Vec<NewTrack>,
+    replaced: Vec<u32>,
+    postings: usize,
+    since: Instant,
+    commits: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending {
+            tracks: Vec::new(),
+            replaced: Vec::new(),
+            postings: 0,
+            since: Instant::now(),
+            commits: 0,
+        }
+    }
+}
+
+impl Pending {
+    fn add(&mut self, track: NewTrack, replaces: Option<u32>) {
+        self.postings += track.landmarks.len();
+        self.tracks.push(track);
+        self.replaced.extend(replaces);
+    }
+
+    /// A segment is full, or the last commit is old enough.
+    fn is_due(&self) -> bool {
+        self.tracks.len() >= SEGMENT_MAX_TRACKS
+            || self.postings >= SEGMENT_MAX_POSTINGS
+            || self.since.elapsed() >= COMMIT_EVERY
+    }
+
+    /// Commit what is pending as one segment. `failpoint` (tests): abort the
+    /// process, as a crash would, once that many commits are done.
+    fn commit(&mut self, store: &mut Store, failpoint: Option<u64>) -> Result<()> {
+        if !self.tracks.is_empty() || !self.replaced.is_empty() {
+            store.commit(
+                std::mem::take(&mut self.tracks),
+                &std::mem::take(&mut self.replaced),
+            )?;
+            self.commits += 1;
+            if failpoint.is_some_and(|n| self.commits >= n) {
+                eprintln!("ostid: failpoint {FAILPOINT_ENV} reached, aborting");
+                std::process::abort();
+            }
+        }
+        self.postings = 0;
+        self.since = Instant::now();
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     indexed: u64,
@@ -133,7 +188,6 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
     let pb = progress::bar(todo.len() as u64, cfg.quiet, "indexing");
     let abort = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel(threads * 2);
-    let mut commits: u64 = 0;
 
     let writer_result: Result<()> = std::thread::scope(|s| {
         let todo = &todo;
@@ -151,27 +205,7 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
             })
         });
 
-        let mut pending: Vec<NewTrack> = Vec::new();
-        let mut pending_replaced: Vec<u32> = Vec::new();
-        let mut pending_postings = 0usize;
-        let mut last_commit = Instant::now();
-        let mut commit = |pending: &mut Vec<NewTrack>,
-                          replaced: &mut Vec<u32>,
-                          postings: &mut usize,
-                          store: &mut Store|
-         -> Result<()> {
-            if pending.is_empty() && replaced.is_empty() {
-                return Ok(());
-            }
-            store.commit(std::mem::take(pending), &std::mem::take(replaced))?;
-            *postings = 0;
-            commits += 1;
-            if failpoint.is_some_and(|n| commits >= n) {
-                eprintln!("ostid: failpoint {FAILPOINT_ENV} reached, aborting");
-                std::process::abort();
-            }
-            Ok(())
-        };
+        let mut pending = Pending::default();
         for (f, replaced, res) in rx {
             pb.inc(1);
             match res {
@@ -191,43 +225,30 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                         tally.indexed += 1;
                     }
                     tally.audio_s += report.duration_s;
-                    pending_postings += landmarks.len();
-                    pending.push(NewTrack {
-                        record,
-                        path_key,
-                        landmarks,
-                    });
-                    pending_replaced.extend(replaced);
+                    pending.add(
+                        NewTrack {
+                            record,
+                            path_key,
+                            landmarks,
+                        },
+                        replaced,
+                    );
                     let rate = tally.audio_s / started.elapsed().as_secs_f64().max(1e-3);
                     pb.set_message(format!(
                         "{:.2} h audio, {:.0}x real time",
                         tally.audio_s / 3600.0,
                         rate
                     ));
-                    if pending.len() >= SEGMENT_MAX_TRACKS
-                        || pending_postings >= SEGMENT_MAX_POSTINGS
-                        || last_commit.elapsed() >= COMMIT_EVERY
-                    {
-                        if let Err(e) = commit(
-                            &mut pending,
-                            &mut pending_replaced,
-                            &mut pending_postings,
-                            &mut store,
-                        ) {
+                    if pending.is_due() {
+                        if let Err(e) = pending.commit(&mut store, failpoint) {
                             abort.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
-                        last_commit = Instant::now();
                     }
                 }
             }
         }
-        commit(
-            &mut pending,
-            &mut pending_replaced,
-            &mut pending_postings,
-            &mut store,
-        )
+        pending.commit(&mut store, failpoint)
     });
     pb.finish_and_clear();
     writer_result?;
