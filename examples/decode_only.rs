@@ -15,7 +15,9 @@ fn main() {
         .and_then(|t| t.parse().ok())
         .expect("usage: decode_only THREADS PATH...");
     let paths: Vec<std::path::PathBuf> = args[2..].iter().map(Into::into).collect();
-    let files: Vec<_> = ostid::library::walk(&paths).files;
+    let mut files: Vec<_> = ostid::library::walk(&paths).files;
+    // The same schedule as `ostid index`: longest first, one at a time.
+    files.sort_by(|a, b| b.size.cmp(&a.size));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -25,7 +27,8 @@ fn main() {
         let t = Instant::now();
         let (audio_s, landmarks): (f64, usize) = pool.install(|| {
             files
-                .par_iter()
+                .iter()
+                .par_bridge()
                 .map(|f| {
                     let mut fp = Fingerprinter::new(&params, Role::Index);
                     let mut n = 0usize;

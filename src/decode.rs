@@ -500,9 +500,7 @@ impl OpusDecoder {
         let skip = params.delay.unwrap_or(0) as usize * rate_hz as usize / 48_000;
         let mut err = 0i32;
         // SAFETY: plain constructor call; the returned pointer is checked.
-        let state = unsafe {
-            unsafe_libopus::opus_decoder_create(rate_hz as i32, channels as i32, &mut err)
-        };
+        let state = unsafe { unsafe_libopus::opus_decoder_create(rate_hz as i32, 1, &mut err) };
         if state.is_null() || err != 0 {
             return Err(DecodeError::Corrupt(format!(
                 "cannot start the Opus decoder (error {err})"
@@ -513,7 +511,7 @@ impl OpusDecoder {
             rate_hz,
             channels,
             skip,
-            pcm: vec![0.0; OPUS_MAX_FRAME * channels],
+            pcm: vec![0.0; OPUS_MAX_FRAME],
         })
     }
 
@@ -539,11 +537,7 @@ impl OpusDecoder {
         let n = n as usize;
         let drop = self.skip.min(n);
         self.skip -= drop;
-        downmix(
-            &self.pcm[drop * self.channels..n * self.channels],
-            self.channels,
-            mono,
-        );
+        mono.extend_from_slice(&self.pcm[drop..n]);
         Ok((self.rate_hz, self.channels))
     }
 }

@@ -37,7 +37,7 @@ impl Fingerprinter {
         };
         Fingerprinter {
             spectrogram: SpectrogramBuilder::new(params),
-            picker: PeakPicker::new(rb, rt, params.peak_floor_db, params.first_bin()),
+            picker: PeakPicker::new(rb, rt, params.peak_floor_power(), params.first_bin()),
             pairer: Pairer::new(
                 fan_out,
                 params.min_dt_frames,

@@ -183,7 +183,7 @@ mod tests {
         let pk = |frame, bin| Peak {
             frame,
             bin,
-            db: 0.0,
+            power: 1.0,
         };
         let mut p = Pairer::new(2, 1, 10, 50);
         let mut out = Vec::new();

@@ -104,6 +104,11 @@ impl Params {
         self.hop_samples as f64 / self.sample_rate_hz as f64
     }
 
+    /// The peak floor as power relative to a full-scale sine.
+    pub fn peak_floor_power(&self) -> f32 {
+        10f32.powf(self.peak_floor_db / 10.0)
+    }
+
     /// Width of one FFT bin, Hz.
     pub fn bin_hz(&self) -> f32 {
         self.sample_rate_hz as f32 / self.fft_size as f32

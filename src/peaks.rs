@@ -16,15 +16,15 @@ pub struct Peak {
     pub frame: u32,
     /// Absolute FFT bin.
     pub bin: u16,
-    /// Level, dB relative to a full-scale sine.
-    pub db: f32,
+    /// Power relative to a full-scale sine (linear).
+    pub power: f32,
 }
 
 /// Incremental rectangle-maximum peak picker.
 pub struct PeakPicker {
     radius_bins: usize,
     radius_frames: usize,
-    floor_db: f32,
+    floor: f32,
     first_bin: usize,
     /// The last frames seen: (values, values max-filtered along frequency).
     window: VecDeque<(Vec<f32>, Vec<f32>)>,
@@ -43,13 +43,13 @@ impl PeakPicker {
     pub fn new(
         radius_bins: usize,
         radius_frames: usize,
-        floor_db: f32,
+        floor: f32,
         first_bin: usize,
     ) -> PeakPicker {
         PeakPicker {
             radius_bins,
             radius_frames,
-            floor_db,
+            floor,
             first_bin,
             window: VecDeque::with_capacity(2 * radius_frames + 2),
             front_frame: 0,
@@ -93,7 +93,7 @@ impl PeakPicker {
         let ci = (c - self.front_frame) as usize;
         let (vals, fmax) = &self.window[ci];
         for (b, (&v, &m)) in vals.iter().zip(fmax.iter()).enumerate() {
-            if v < self.floor_db || v < m {
+            if v < self.floor || v < m {
                 continue;
             }
             let beaten = self
@@ -105,7 +105,7 @@ impl PeakPicker {
                 out(Peak {
                     frame: c,
                     bin: (b + self.first_bin) as u16,
-                    db: v,
+                    power: v,
                 });
             }
         }
@@ -206,7 +206,7 @@ mod tests {
                     out.push(Peak {
                         frame: t as u32,
                         bin: (b + first_bin) as u16,
-                        db: v,
+                        power: v,
                     });
                 }
             }
@@ -226,19 +226,15 @@ mod tests {
             let mut rng = Rng::new(seed);
             let bins = 60;
             let frames: Vec<Vec<f32>> = (0..80)
-                .map(|_| {
-                    (0..bins)
-                        .map(|_| (rng.next_f32() * 80.0 - 90.0).round())
-                        .collect()
-                })
+                .map(|_| (0..bins).map(|_| (rng.next_f32() * 80.0).round()).collect())
                 .collect();
             let mut fast = Vec::new();
-            let mut p = PeakPicker::new(rb, rt, -75.0, 20);
+            let mut p = PeakPicker::new(rb, rt, 15.0, 20);
             for f in &frames {
                 p.push(f, &mut |pk| fast.push(pk));
             }
             p.finish(&mut |pk| fast.push(pk));
-            let naive = naive_peaks(&frames, rb, rt, -75.0, 20);
+            let naive = naive_peaks(&frames, rb, rt, 15.0, 20);
             assert!(!naive.is_empty());
             assert_eq!(fast, naive, "seed {seed} rb {rb} rt {rt}");
         }

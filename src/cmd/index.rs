@@ -183,6 +183,9 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         }
     }
 
+    // Longest first, handed out one at a time as workers free up: no worker
+    // is left alone with a long file at the end.
+    todo.sort_by(|a, b| b.0.size.cmp(&a.0.size));
     let pool = pool(cfg.threads)?;
     let threads = pool.current_num_threads();
     let pb = progress::bar(todo.len() as u64, cfg.quiet, "indexing");
@@ -195,13 +198,15 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         let params = &params;
         s.spawn(move || {
             pool.install(|| {
-                todo.par_iter().for_each_with(tx, |tx, (f, replaced)| {
-                    if interrupted() || abort.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let res = fingerprint_file(&f.path, params);
-                    let _ = tx.send((f, *replaced, res));
-                })
+                todo.iter()
+                    .par_bridge()
+                    .for_each_with(tx, |tx, (f, replaced)| {
+                        if interrupted() || abort.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let res = fingerprint_file(&f.path, params);
+                        let _ = tx.send((f, *replaced, res));
+                    })
             })
         });
 
