@@ -17,7 +17,7 @@ fn main() {
     let paths: Vec<std::path::PathBuf> = args[2..].iter().map(Into::into).collect();
     let mut files: Vec<_> = ostid::library::walk(&paths).files;
     // The same schedule as `ostid index`: longest first, one at a time.
-    files.sort_by(|a, b| b.size.cmp(&a.size));
+    files.sort_by_key(|f| std::cmp::Reverse(f.size));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

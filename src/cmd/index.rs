@@ -185,7 +185,7 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
 
     // Longest first, handed out one at a time as workers free up: no worker
     // is left alone with a long file at the end.
-    todo.sort_by(|a, b| b.0.size.cmp(&a.0.size));
+    todo.sort_by_key(|t| std::cmp::Reverse(t.0.size));
     let pool = pool(cfg.threads)?;
     let threads = pool.current_num_threads();
     let pb = progress::bar(todo.len() as u64, cfg.quiet, "indexing");
