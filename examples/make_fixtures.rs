@@ -420,6 +420,26 @@ fn main() {
     let full = fs::read(root.join("library/Hollow Crown/Disc 2/01 - Coda.flac")).expect("read");
     fs::write(dmg.join("truncated.flac"), &full[..full.len() / 2]).expect("write");
     fs::write(dmg.join("empty.ogg"), b"").expect("write");
+
+    // A codec symphonia lacks: AC-3 in Matroska, as in film rips.
+    let unsupported = root.join("unsupported");
+    fs::create_dir_all(&unsupported).expect("mkdir");
+    let ac3 = unsupported.join("ac3-in-matroska.mka");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-ac",
+        "2",
+        "-c:a",
+        "ac3",
+        "-b:a",
+        "64k",
+        "-fflags",
+        "+bitexact",
+        ac3.to_str().expect("utf-8 path"),
+    ]);
     let _ = fs::remove_dir_all(&tmp);
     println!("fixtures written to {}", root.display());
 }

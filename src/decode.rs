@@ -137,8 +137,9 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::UnsupportedCodec(codec) => write!(
                 f,
-                "no audio track ostid can decode ({codec}); convert it on the fly: \
-                 ffmpeg -i FILE -f wav - | ostid match -"
+                "no audio track ostid can decode ({codec}); pipe it through ffmpeg: \
+                 `ffmpeg -i FILE -f wav - | ostid match -`, \
+                 or convert it for the library: `ffmpeg -i FILE -vn FILE.flac`"
             ),
             DecodeError::TooShort { decoded_s, reason } => write!(
                 f,
@@ -183,6 +184,9 @@ where
         ),
         Source::Path(path) => {
             let file = File::open(path).map_err(DecodeError::Io)?;
+            if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+                return Err(DecodeError::Unrecognised("empty file, 0 bytes".into()));
+            }
             let mut hint = Hint::new();
             if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
                 hint.with_extension(&ext.to_ascii_lowercase());
@@ -240,6 +244,9 @@ fn decode_media(
                 DecodeError::Unrecognised("empty or too short to be audio".into())
             }
             SymError::IoError(io) => DecodeError::Io(io),
+            SymError::Unsupported(_) => DecodeError::Unrecognised(
+                "no audio format signature found; damaged, or not audio".into(),
+            ),
             other => DecodeError::Unrecognised(other.to_string()),
         })?;
 

@@ -513,3 +513,159 @@ fn a_symlinked_file_or_folder_is_indexed_once() {
     let lines = json_lines(&out);
     assert_eq!(lines[0].best.as_ref().unwrap().title, "Coda");
 }
+
+#[test]
+fn a_codec_symphonia_lacks_gets_the_ffmpeg_pipe() {
+    let (_tmp, db) = indexed();
+    let ac3 = fixtures().join("unsupported/ac3-in-matroska.mka");
+    ostid(&db)
+        .arg("match")
+        .arg(&ac3)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("ac3-in-matroska.mka: no audio track ostid can decode")
+                .and(predicate::str::contains("AC-3"))
+                .and(predicate::str::contains(
+                    "ffmpeg -i FILE -f wav - | ostid match -",
+                )),
+        );
+    // Indexing reports it and goes on.
+    ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("unsupported"))
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("convert it for the library")
+                .and(predicate::str::contains("failed 1")),
+        );
+}
+
+#[test]
+fn an_empty_file_says_so() {
+    let (_tmp, db) = indexed();
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("damaged/empty.ogg"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "empty.ogg: not a recognised audio file (empty file, 0 bytes)",
+        ));
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("damaged/not-audio.mp3"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no audio format signature found"));
+}
+
+#[test]
+fn a_closed_output_pipe_ends_quietly_with_0() {
+    let (_tmp, db) = indexed();
+    let clip = fixtures().join("queries/Coda@2.500_clean.wav");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"));
+    cmd.arg("--db").arg(&db).args(["match", "--json"]);
+    // Enough output to overflow any buffer after the reader is gone.
+    for _ in 0..300 {
+        cmd.arg(&clip);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// Send Ctrl-C (SIGINT) to a child process.
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: plain kill(2) on a pid we own.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+}
+
+/// A mono 16-bit WAV of `seconds` of a chord that changes every 0.25 s.
+fn write_long_wav(path: &Path, seconds: u32) {
+    let rate = 8000u32;
+    let n = rate * seconds;
+    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(2 * rate).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let step = (i / (rate / 4)) as f32;
+        let t = i as f32 / rate as f32;
+        let f = 200.0 + (step * 37.0) % 1500.0;
+        let v = (2.0 * std::f32::consts::PI * f * t).sin() * 0.3
+            + (2.0 * std::f32::consts::PI * 1.5 * f * t).sin() * 0.2;
+        wav.extend_from_slice(&((v * 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, wav).unwrap();
+}
+
+#[test]
+fn ctrl_c_during_index_keeps_what_is_done_and_exits_130() {
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    let extra = tmp.path().join("long");
+    std::fs::create_dir(&extra).unwrap();
+    // Long enough to still be decoding when the signal lands.
+    write_long_wav(&extra.join("long.wav"), 3600);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"))
+        .arg("--db")
+        .arg(&db)
+        .args(["index", "-j", "1"])
+        .arg(&extra)
+        .arg(fixtures().join("library"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped after"), "{err}");
+    // The next run finishes the job; the interrupted file was not half-saved.
+    ostid(&db)
+        .args(["index", "-j", "2"])
+        .arg(&extra)
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("indexed 8, unchanged 0"));
+}
+
+#[test]
+fn ctrl_c_during_match_exits_130() {
+    let (_tmp, db) = indexed();
+    // Standard input that never ends: the match is waiting for audio.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"))
+        .arg("--db")
+        .arg(&db)
+        .args(["match", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(out.stdout.is_empty());
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use super::{pool, requested_params, MatchConfig, Status};
+use super::{exit_on_interrupt, pool, requested_params, MatchConfig, Status};
 use crate::decode::{self, Flow, Source};
 use crate::fingerprint::{Fingerprinter, Role};
 use crate::hash::Landmark;
@@ -79,6 +79,7 @@ fn read_list(path: &PathBuf) -> Result<Vec<String>> {
 }
 
 pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
+    exit_on_interrupt();
     let mut queries = cfg.clips.clone();
     if let Some(list) = &cfg.from_file {
         queries.extend(read_list(list)?);

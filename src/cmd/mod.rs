@@ -109,6 +109,14 @@ pub fn watch_interrupt() {
     });
 }
 
+/// For read-only commands: Ctrl-C ends the process at once with status 130
+/// (results already printed stay printed; nothing is left half-written).
+pub fn exit_on_interrupt() {
+    HANDLER.get_or_init(|| {
+        let _ = ctrlc::set_handler(|| std::process::exit(Status::Interrupted as i32));
+    });
+}
+
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::Relaxed)
 }
