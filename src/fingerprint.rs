@@ -6,6 +6,7 @@ use crate::hash::{Landmark, Pairer};
 use crate::params::Params;
 use crate::peaks::PeakPicker;
 use crate::spectrogram::SpectrogramBuilder;
+use crate::warp::Warp;
 
 /// Whether landmarks are made for storing or for looking up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,11 @@ pub struct Fingerprinter {
 
 impl Fingerprinter {
     pub fn new(params: &Params, role: Role) -> Fingerprinter {
+        Fingerprinter::warped(params, role, Warp::NONE)
+    }
+
+    /// Landmarks of a warped clip on the original's grid (see [`Warp`]).
+    pub fn warped(params: &Params, role: Role, warp: Warp) -> Fingerprinter {
         let (rb, rt, fan_out) = match role {
             Role::Index => (
                 params.index_radius_bins,
@@ -36,7 +42,7 @@ impl Fingerprinter {
             ),
         };
         Fingerprinter {
-            spectrogram: SpectrogramBuilder::new(params),
+            spectrogram: SpectrogramBuilder::warped(params, warp),
             picker: PeakPicker::new(rb, rt, params.peak_floor_power(), params.first_bin()),
             pairer: Pairer::new(
                 fan_out,

@@ -2,14 +2,15 @@
 //!
 //! The pipeline, one module per stage, data flowing one way and
 //! incrementally: [`decode`] turns a file or a pipe into mono chunks at the
-//! fingerprint rate; [`spectrogram`] turns them into log-power frames;
+//! fingerprint rate; [`spectrogram`] turns them into power frames;
 //! [`peaks`] keeps the local maxima; [`hash`] pairs peaks into landmarks
 //! ([`fingerprint`] wires these three). Landmarks go to the [`store`] (sled)
 //! when indexing, or to the [`matcher`], which votes on consistent time
 //! offsets and returns data that [`output`] renders. [`params`] holds every
 //! knob in one struct whose digest the index records; [`library`] walks
-//! folders and names tracks; [`cmd`] has one file per subcommand; [`cli`] is
-//! the only place that knows clap.
+//! folders and names tracks; [`warp`] finds clips played faster, slower or
+//! transposed; [`cmd`] has one file per subcommand; [`cli`] is the only
+//! place that knows clap.
 
 pub mod cli;
 pub mod cmd;
@@ -24,6 +25,7 @@ pub mod peaks;
 pub mod progress;
 pub mod spectrogram;
 pub mod store;
+pub mod warp;
 
 use anyhow::Result;
 

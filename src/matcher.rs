@@ -33,6 +33,12 @@ pub struct Match {
     pub score: u32,
     /// In [0, 1]; see the README for what a value means in measured precision.
     pub confidence: f64,
+    /// How the clip was played relative to the track: `speed` changes tempo
+    /// and pitch together (1.042: PAL speed-up), `tempo` the pace alone,
+    /// `pitch_semitones` the pitch alone. 1, 1 and 0 when unchanged.
+    pub speed: f64,
+    pub tempo: f64,
+    pub pitch_semitones: f64,
 }
 
 /// The answer for one query.
@@ -169,15 +175,35 @@ impl<'a> Matcher<'a> {
         Ok(votes)
     }
 
-    /// Identify a query from its landmarks. `top` >= 1 is how many answers
-    /// the caller wants at least (best + runner-ups).
-    pub fn identify(&mut self, landmarks: &[Landmark], top: usize) -> Result<Outcome> {
+    /// The best (track, offset) vote count of a query, strong or not: a
+    /// cheap probe for comparing warps of one clip.
+    pub fn probe(&mut self, landmarks: &[Landmark]) -> Result<u32> {
+        let votes = self.sorted_votes(landmarks)?;
+        let per_track = self.candidates(&votes, u32::MAX);
+        Ok(per_track
+            .values()
+            .flat_map(|c| c.iter().map(|c| c.score))
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Votes of a query, sorted and deduplicated: one vote per query peak
+    /// and offset (an anchor paired with many targets counts once).
+    fn sorted_votes(&mut self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
         let mut votes = self.votes(landmarks)?;
-        // One vote per query peak and offset: an anchor paired with many
-        // targets counts once.
         votes.sort_unstable();
         votes.dedup();
         votes.retain(|&(_, o, _)| o >= -MAX_LEAD_FRAMES);
+        Ok(votes)
+    }
+
+    /// Candidate offsets per track, scores smoothed over +-1 frame; query
+    /// windows are counted where the score reaches `count_windows_from`.
+    fn candidates(
+        &self,
+        votes: &[(u32, i64, u32)],
+        count_windows_from: u32,
+    ) -> HashMap<u32, Vec<Candidate>> {
         // Runs of equal (track, offset), as ranges of `votes`.
         let mut runs: Vec<Run> = Vec::new();
         for (i, &(t, o, _)) in votes.iter().enumerate() {
@@ -191,8 +217,6 @@ impl<'a> Matcher<'a> {
                 }),
             }
         }
-        let min_votes = self.params.min_votes;
-        let min_windows = self.params.min_windows;
         let window = self.params.vote_window_frames;
         // Smooth over +-1 frame: a clip that starts between two hops splits
         // its votes between neighbouring offsets. The query windows the votes
@@ -212,7 +236,7 @@ impl<'a> Matcher<'a> {
                 weighted += n.votes() as f64 * n.offset as f64;
             }
             let mut windows = 0;
-            if score >= min_votes {
+            if score >= count_windows_from {
                 ws.clear();
                 for run in std::iter::once(r).chain(neighbours.iter().flatten().copied()) {
                     ws.extend(
@@ -232,6 +256,16 @@ impl<'a> Matcher<'a> {
                 refined: weighted / score as f64,
             });
         }
+        per_track
+    }
+
+    /// Identify a query from its landmarks. `top` >= 1 is how many answers
+    /// the caller wants at least (best + runner-ups).
+    pub fn identify(&mut self, landmarks: &[Landmark], top: usize) -> Result<Outcome> {
+        let votes = self.sorted_votes(landmarks)?;
+        let min_votes = self.params.min_votes;
+        let min_windows = self.params.min_windows;
+        let per_track = self.candidates(&votes, min_votes);
         let strong = |c: &Candidate| c.score >= min_votes && c.windows >= min_windows;
         let mut ranked: Vec<(u32, Vec<Candidate>)> = per_track
             .into_iter()
@@ -302,6 +336,9 @@ impl<'a> Matcher<'a> {
                 offsets_s,
                 score: best.score,
                 confidence: confidence(best.score, min_votes),
+                speed: 1.0,
+                tempo: 1.0,
+                pitch_semitones: 0.0,
             };
             if rank == 0 {
                 outcome.best = Some(m);

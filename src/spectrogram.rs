@@ -14,6 +14,7 @@ use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::params::Params;
+use crate::warp::Warp;
 
 thread_local! {
     static PLANNER: RefCell<RealFftPlanner<f32>> = RefCell::new(RealFftPlanner::new());
@@ -23,11 +24,15 @@ thread_local! {
 pub struct SpectrogramBuilder {
     fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
-    hop: usize,
+    /// Samples between frame starts (fractional when warped).
+    hop: f64,
     first_bin: usize,
-    end_bin: usize,
-    /// Samples not yet consumed by a frame.
+    avail_end: usize,
+    /// Samples not yet consumed by a frame; `consumed` were dropped before them.
     pending: Vec<f32>,
+    consumed: usize,
+    /// Frames emitted so far.
+    frames: u64,
     input: Vec<f32>,
     spectrum: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
@@ -38,23 +43,35 @@ pub struct SpectrogramBuilder {
 
 impl SpectrogramBuilder {
     pub fn new(params: &Params) -> SpectrogramBuilder {
-        let n = params.fft_size;
+        SpectrogramBuilder::warped(params, Warp::NONE)
+    }
+
+    /// A spectrogram of a clip warped by `warp`, on the original's grid
+    /// (an FFT of `fft_size / pitch` samples every `hop / tempo` samples).
+    pub fn warped(params: &Params, warp: Warp) -> SpectrogramBuilder {
+        // An even FFT length keeps realfft on its fast path.
+        let n = ((params.fft_size as f64 / warp.pitch / 2.0).round() as usize * 2).max(2);
         let fft = PLANNER.with(|p| p.borrow_mut().plan_fft_forward(n));
         let window: Vec<f32> = (0..n)
             .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos())
             .collect();
         let gain = window.iter().sum::<f32>() / 2.0;
+        let end_bin = params.end_bin();
         SpectrogramBuilder {
             input: fft.make_input_vec(),
             spectrum: fft.make_output_vec(),
             scratch: fft.make_scratch_vec(),
             fft,
             window,
-            hop: params.hop_samples,
+            hop: params.hop_samples as f64 / warp.tempo,
             first_bin: params.first_bin(),
-            end_bin: params.end_bin(),
+            // Bins the original has but this FFT lacks (pitched-up clips
+            // lost them above Nyquist) stay silent.
+            avail_end: end_bin.min(n / 2 + 1),
             pending: Vec::with_capacity(n * 4),
-            frame: vec![0.0; params.end_bin() - params.first_bin()],
+            consumed: 0,
+            frames: 0,
+            frame: vec![0.0; end_bin - params.first_bin()],
             scale: 1.0 / (gain * gain),
         }
     }
@@ -63,8 +80,11 @@ impl SpectrogramBuilder {
     pub fn push(&mut self, samples: &[f32], on_frame: &mut dyn FnMut(&[f32])) {
         self.pending.extend_from_slice(samples);
         let n = self.window.len();
-        let mut start = 0;
-        while self.pending.len() - start >= n {
+        loop {
+            let start = (self.frames as f64 * self.hop).round() as usize - self.consumed;
+            if self.pending.len() < start + n {
+                break;
+            }
             for ((dst, &s), &w) in self
                 .input
                 .iter_mut()
@@ -76,17 +96,20 @@ impl SpectrogramBuilder {
             self.fft
                 .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
                 .expect("buffers come from the plan itself");
-            for (dst, c) in self
-                .frame
+            let avail = self.avail_end - self.first_bin;
+            for (dst, c) in self.frame[..avail]
                 .iter_mut()
-                .zip(&self.spectrum[self.first_bin..self.end_bin])
+                .zip(&self.spectrum[self.first_bin..self.avail_end])
             {
                 *dst = c.norm_sqr() * self.scale;
             }
             on_frame(&self.frame);
-            start += self.hop;
+            self.frames += 1;
         }
-        self.pending.drain(..start);
+        let next = (self.frames as f64 * self.hop).round() as usize - self.consumed;
+        let drop = next.min(self.pending.len());
+        self.pending.drain(..drop);
+        self.consumed += drop;
     }
 }
 

@@ -17,6 +17,7 @@ use crate::matcher::Matcher;
 use crate::output::{self, ClipResult};
 use crate::params::Params;
 use crate::store::{Access, Store};
+use crate::warp;
 
 /// Clips decoded in parallel before their results are printed.
 const BATCH: usize = 64;
@@ -24,8 +25,13 @@ const BATCH: usize = 64;
 /// A query shorter than this cannot be identified.
 const MIN_QUERY_S: f64 = 0.25;
 
+/// Audio kept per clip for the warp search (the first minute).
+const MAX_WARP_SAMPLES_S: usize = 60;
+
 struct Prepared {
     landmarks: Vec<Landmark>,
+    /// The clip at the fingerprint rate, up to [`MAX_WARP_SAMPLES_S`].
+    samples: Vec<f32>,
     decode_ms: f64,
     fingerprint_ms: f64,
 }
@@ -35,6 +41,8 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     let started = Instant::now();
     let mut fp = Fingerprinter::new(params, Role::Query);
     let mut landmarks = Vec::new();
+    let mut samples = Vec::new();
+    let keep = MAX_WARP_SAMPLES_S * params.sample_rate_hz as usize;
     let mut fp_time = 0.0;
     decode::decode(
         &Source::from_arg(query),
@@ -43,6 +51,8 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
         |chunk| {
             let t = Instant::now();
             fp.push(chunk, &mut |l| landmarks.push(l));
+            let room = keep.saturating_sub(samples.len());
+            samples.extend_from_slice(&chunk[..chunk.len().min(room)]);
             fp_time += t.elapsed().as_secs_f64();
             Flow::Continue
         },
@@ -54,6 +64,7 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     let total = started.elapsed().as_secs_f64();
     Ok(Prepared {
         landmarks,
+        samples,
         decode_ms: (total - fp_time) * 1000.0,
         fingerprint_ms: fp_time * 1000.0,
     })
@@ -117,6 +128,7 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
                     let t = Instant::now();
                     let outcome = matcher
                         .identify(&p.landmarks, cfg.top)
+                        .and_then(|o| warp::identify(&mut matcher, &p.samples, o, cfg.top))
                         .map_err(|e| format!("{e:#}"));
                     let match_ms = p.fingerprint_ms + t.elapsed().as_secs_f64() * 1000.0;
                     ClipResult {

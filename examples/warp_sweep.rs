@@ -1,0 +1,82 @@
+//! Experiment: score of the right track as the query warp varies.
+//! `warp_sweep DB MANIFEST KIND LENGTH MODE` (MODE: speed, tempo, pitch).
+use ostid::decode::{decode, Flow, Source};
+use ostid::fingerprint::{Fingerprinter, Role};
+use ostid::matcher::Matcher;
+use ostid::store::{Access, Store};
+use ostid::warp::Warp;
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let store = Store::open(std::path::Path::new(&a[1]), Access::Read, None).unwrap();
+    let mut m = Matcher::new(&store).unwrap();
+    let mut params = m.params().clone();
+    if let Some(f) = a.get(6) {
+        params.query_fan_out = f.parse().unwrap();
+    }
+    let mut spent = 0.0;
+    let mut calls = 0;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&a[2]).unwrap()).unwrap();
+    let kind = &a[3];
+    let length: u64 = a[4].parse().unwrap();
+    let mode = &a[5];
+    let factors: Vec<f64> = (-24..=24).map(|i| 1.0 + i as f64 * 0.0025).collect();
+    let mut n = 0;
+    for c in manifest["clips"].as_array().unwrap() {
+        if c["kind"] != *kind || c["length"].as_u64() != Some(length) || c["group"] != "known" {
+            continue;
+        }
+        n += 1;
+        if n > 12 {
+            break;
+        }
+        let mut samples = Vec::new();
+        decode(
+            &Source::Path(c["query"].as_str().unwrap().into()),
+            8000,
+            0.5,
+            |s| {
+                samples.extend_from_slice(s);
+                Flow::Continue
+            },
+        )
+        .unwrap();
+        let truth = c["path"].as_str().unwrap();
+        let mut line = String::new();
+        for &f in &factors {
+            let warp = match mode.as_str() {
+                "speed" => Warp { pitch: f, tempo: f },
+                "tempo" => Warp {
+                    pitch: 1.0,
+                    tempo: f,
+                },
+                _ => Warp {
+                    pitch: f,
+                    tempo: 1.0,
+                },
+            };
+            let t = std::time::Instant::now();
+            let mut fp = Fingerprinter::warped(&params, Role::Query, warp);
+            let mut lms = Vec::new();
+            fp.push(&samples, &mut |l| lms.push(l));
+            fp.finish(&mut |l| lms.push(l));
+            let o = m.identify(&lms, 3).unwrap();
+            spent += t.elapsed().as_secs_f64();
+            calls += 1;
+            let s = match &o.best {
+                Some(b) if b.path == truth => format!("{:>4}", b.score),
+                Some(_) => "   X".to_string(),
+                None => "   .".to_string(),
+            };
+            line.push_str(&s);
+        }
+        println!("{line}");
+    }
+    let hdr: String = factors
+        .iter()
+        .map(|f| format!("{:>4}", ((f - 1.0) * 1000.0).round() as i64))
+        .collect();
+    println!("{hdr}  (per mille)");
+    println!("{:.2} ms per warp", spent * 1000.0 / calls as f64);
+}
