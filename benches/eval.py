@@ -20,7 +20,8 @@ import corpus  # noqa: E402
 RATE = 22050
 LENGTHS = [3, 5, 10]
 DEGRADATIONS = ["clean", "mp3_64k", "pink_0db", "pink_-5db", "dialogue",
-                "speed_+4", "speed_-4", "tempo_+5", "pitch_+1"]
+                "speed_+4", "speed_-4", "speed_+8", "speed_-8",
+                "tempo_+5", "tempo_-5", "pitch_+1", "pitch_-1"]
 SPEECH = [
     "I told you we should never have come back to this place. The gate was open when we arrived.",
     "Listen to me. The signal came from the northern ridge, and nobody has answered since midnight.",
@@ -145,7 +146,7 @@ def make_clip(cache, kind, music, out_base, rng, nprng, speech):
         "speed_+4": ["speed", "1.04"], "speed_-4": ["speed", "0.96"],
         "tempo_+5": ["tempo", "1.05"], "tempo_-5": ["tempo", "0.95"],
         "speed_+8": ["speed", "1.08"], "speed_-8": ["speed", "0.92"],
-        "pitch_+1": ["pitch", "100"],
+        "pitch_+1": ["pitch", "100"], "pitch_-1": ["pitch", "-100"],
     }[kind]
     run(["sox", "-q", src, "-r", str(RATE), wav] + effect)
     os.remove(src)
@@ -153,47 +154,54 @@ def make_clip(cache, kind, music, out_base, rng, nprng, speech):
 
 
 def build_queries(cache, indexed, held, per_cell, held_per_cell, seed, degradations):
+    """Clips per damage kind, each kind seeded on its own and cached in its
+    own manifest: adding a kind leaves the others' clips as they were."""
     import numpy as np
     qdir = os.path.join(cache, f"queries-{seed}-{per_cell}-{held_per_cell}")
-    manifest = os.path.join(qdir, "manifest.json")
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            m = json.load(f)
-        if m.get("degradations") == degradations:
-            return m["clips"]
-    shutil.rmtree(qdir, ignore_errors=True)
-    os.makedirs(qdir)
-    rng = random.Random(seed)
-    nprng = np.random.default_rng(seed)
-    speech = speech_track(cache)
+    os.makedirs(qdir, exist_ok=True)
+    speech = None
     pcm = {}
     clips = []
 
-    def pick(pool, length):
-        for _ in range(50):
-            path = rng.choice(pool)
-            if path not in pcm:
-                pcm[path] = pcm_of(cache, path)
-            x = pcm[path]
-            if len(x) < (length + 1) * RATE:
-                continue
-            start = rng.uniform(0, len(x) / RATE - length - 0.5)
-            seg = x[int(start * RATE):int(start * RATE) + length * RATE]
-            if 20 * np.log10(rms(seg)) > -50:  # not near-silent
-                return path, start, seg
-        raise RuntimeError("no loud enough clip found")
-
     for kind in degradations:
+        manifest = os.path.join(qdir, f"manifest-{kind}.json")
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                clips += json.load(f)
+            continue
+        if speech is None:
+            speech = speech_track(cache)
+        tag = int(hashlib.sha256(f"{seed}-{kind}".encode()).hexdigest()[:8], 16)
+        rng = random.Random(tag)
+        nprng = np.random.default_rng(tag)
+
+        def pick(pool, length):
+            for _ in range(50):
+                path = rng.choice(pool)
+                if path not in pcm:
+                    pcm[path] = pcm_of(cache, path)
+                x = pcm[path]
+                if len(x) < (length + 1) * RATE:
+                    continue
+                start = rng.uniform(0, len(x) / RATE - length - 0.5)
+                seg = x[int(start * RATE):int(start * RATE) + length * RATE]
+                if 20 * np.log10(rms(seg)) > -50:  # not near-silent
+                    return path, start, seg
+            raise RuntimeError("no loud enough clip found")
+
+        kclips = []
         for length in LENGTHS:
             for group, pool, n in (("known", indexed, per_cell), ("held", held, held_per_cell)):
                 for i in range(n):
                     path, start, seg = pick(pool, length)
                     base = os.path.join(qdir, f"{group}_{kind}_{length}s_{i:03d}")
                     q = make_clip(cache, kind, seg, base, rng, nprng, speech)
-                    clips.append({"query": q, "group": group, "kind": kind, "length": length,
-                                  "path": path, "piece": piece_of(path), "offset_s": round(start, 3)})
-    with open(manifest, "w") as f:
-        json.dump({"degradations": degradations, "clips": clips}, f)
+                    kclips.append({"query": q, "group": group, "kind": kind, "length": length,
+                                   "path": path, "piece": piece_of(path), "offset_s": round(start, 3)})
+        with open(manifest + ".tmp", "w") as f:
+            json.dump(kclips, f)
+        os.replace(manifest + ".tmp", manifest)
+        clips += kclips
     return clips
 
 
@@ -266,11 +274,13 @@ def evaluate(ostid, decode_only, cache, preset, indexed, held, clips, threads):
                                          "--from-file", listfile])
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == len(clips), (len(lines), len(clips))
-    cells, held_named, bands, lat = {}, {}, {}, []
+    cells, held_named, bands, lat, lat_by_kind = {}, {}, {}, [], {}
     for c, r in zip(clips, lines):
         m = r.get("match")
         key = (c["kind"], c["length"])
         if c["group"] == "held":
+            if c["length"] == 10 and "match_ms" in r:
+                lat_by_kind.setdefault("held-out", []).append(r["match_ms"])
             h = held_named.setdefault(key, [0, 0])
             h[1] += 1
             if m:
@@ -282,6 +292,8 @@ def evaluate(ostid, decode_only, cache, preset, indexed, held, clips, threads):
         cell["n"] += 1
         if c["kind"] == "clean" and c["length"] == 10 and "match_ms" in r:
             lat.append(r["match_ms"])
+        if c["length"] == 10 and "match_ms" in r:
+            lat_by_kind.setdefault(c["kind"], []).append(r["match_ms"])
         if not m:
             continue
         right = corpus_piece(m["path"]) == c["piece"]
@@ -309,6 +321,7 @@ def evaluate(ostid, decode_only, cache, preset, indexed, held, clips, threads):
         "match_clips": len(clips), "match_total_s": round(match_el, 1), "match_peak_rss_mb": round(match_rss, 1),
         "latency_ms_10s_clean": {"median": statistics.median(lat) if lat else None,
                                  "p95": lat[int(0.95 * (len(lat) - 1))] if lat else None},
+        "latency_ms_10s_median_by_kind": {k: round(statistics.median(v), 1) for k, v in lat_by_kind.items()},
         "cells": {f"{k[0]}|{k[1]}": v for k, v in cells.items()},
         "false_positives": {"named": held_fp, "clips": held_total, "pct": round(pct(held_fp, held_total), 2),
                             "by_cell": {f"{k[0]}|{k[1]}": v for k, v in held_named.items()}},
@@ -356,6 +369,9 @@ def report(preset, r):
     print(f"| index peak RSS | {r['index_peak_rss_mb']:.0f} MB |")
     print(f"| re-index unchanged | {r['reindex_s']:.2f} s, {r['reindex_decoded']} files decoded |")
     print(f"| match latency, 10 s clip after decoding | median {lat['median']} ms, p95 {lat['p95']} ms |")
+    by_kind = r.get("latency_ms_10s_median_by_kind", {})
+    if by_kind:
+        print("| median match_ms by kind, 10 s | " + ", ".join(f"{k} {v}" for k, v in by_kind.items()) + " |")
     print(f"| match, {r['match_clips']} clips in one process | {r['match_total_s']} s, peak RSS {r['match_peak_rss_mb']:.0f} MB |")
 
 

@@ -403,6 +403,46 @@ fn main() {
         &resample(&clip(&audio[4], 1.0, 4.0), RATE, 16_000),
         16_000,
     );
+    // Played faster (PAL-style speed-up: tempo and pitch together),
+    // re-timed (tempo alone) and transposed (pitch alone, +1 semitone), with
+    // ffmpeg's filters; the name holds the change.
+    let warped = [
+        (
+            1usize,
+            3.0,
+            "Storm Front@3.000_speed-1.043.wav",
+            "asetrate=45996,aresample=16000",
+        ),
+        (
+            0,
+            5.0,
+            "Main Theme@5.000_tempo-0.950.wav",
+            "atempo=0.95,aresample=16000",
+        ),
+        (
+            3,
+            2.0,
+            "Night Market@2.000_pitch+1.wav",
+            "asetrate=46722,aresample=44100,atempo=0.943874,aresample=16000",
+        ),
+    ];
+    for (i, (track, start, name, filter)) in warped.into_iter().enumerate() {
+        let src = tmp.join(format!("warp{i}.wav"));
+        write_wav(&src, &clip(&audio[track], start, 9.0), RATE);
+        ffmpeg(&[
+            "-i",
+            src.to_str().expect("utf8"),
+            "-af",
+            filter,
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+            "-fflags",
+            "+bitexact",
+            q.join(name).to_str().expect("utf8"),
+        ]);
+    }
     // Unknown music with the same instruments.
     write_wav(
         &q.join("unknown_same-instruments.wav"),

@@ -47,6 +47,10 @@ pub struct Outcome {
     pub best: Option<Match>,
     /// Copies and versions above the threshold, then runner-ups (`--top`).
     pub alternatives: Vec<Match>,
+    /// How the best match's offset moves through the clip, frames per
+    /// frame: a clip played `1 + drift` times as fast (tempo) spreads its
+    /// votes along that slope. 0 without a match.
+    pub drift: f64,
 }
 
 /// Buckets decoded once and kept for the next queries, up to this many postings.
@@ -285,6 +289,9 @@ impl<'a> Matcher<'a> {
         });
 
         let mut outcome = Outcome::default();
+        if let Some((track, cands)) = ranked.first().filter(|(_, c)| strong(&c[0])) {
+            outcome.drift = drift(&votes, *track, cands[0].offset);
+        }
         let frame_s = self.params.frame_s();
         let mut runner_ups = 0;
         for (rank, (track, cands)) in ranked.iter().enumerate() {
@@ -348,6 +355,46 @@ impl<'a> Matcher<'a> {
         }
         Ok(outcome)
     }
+}
+
+/// Largest offset drift looked at around a match, frames (an 8 % tempo
+/// change over a 10 s clip).
+const MAX_DRIFT_FRAMES: i64 = 25;
+
+/// Slope of offset against query frame for the votes of `track` near
+/// `offset`: least squares, then again on the votes within 2 frames of the
+/// first line (chance votes scattered around it only dilute the first fit).
+fn drift(votes: &[(u32, i64, u32)], track: u32, offset: i64) -> f64 {
+    let lo = votes.partition_point(|v| (v.0, v.1) < (track, offset - MAX_DRIFT_FRAMES));
+    let hi = votes.partition_point(|v| (v.0, v.1) <= (track, offset + MAX_DRIFT_FRAMES));
+    let points: Vec<(f64, f64)> = votes[lo..hi]
+        .iter()
+        .map(|&(_, o, a)| ((a >> hash::FREQ_BITS) as f64, o as f64))
+        .collect();
+    let fit = |pts: &mut dyn Iterator<Item = (f64, f64)>| -> Option<(f64, f64)> {
+        let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (x, y) in pts {
+            n += 1.0;
+            sx += x;
+            sy += y;
+            sxx += x * x;
+            sxy += x * y;
+        }
+        let var = n * sxx - sx * sx;
+        if n < 3.0 || var <= 0.0 {
+            return None;
+        }
+        let slope = (n * sxy - sx * sy) / var;
+        Some((slope, (sy - slope * sx) / n))
+    };
+    let Some((slope, icept)) = fit(&mut points.iter().copied()) else {
+        return 0.0;
+    };
+    let near = points
+        .iter()
+        .copied()
+        .filter(|&(x, y)| (y - (slope * x + icept)).abs() <= 2.0);
+    fit(&mut near.into_iter()).map_or(slope, |f| f.0)
 }
 
 /// Votes `start..end` of the sorted votes share a track and an offset.

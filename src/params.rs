@@ -81,6 +81,9 @@ pub struct WarpParams {
     pub refine: usize,
     /// A clip matched unwarped with at least this many votes is not searched. Default 22.
     pub skip_votes: u32,
+    /// ...unless its offset drifts through the clip by at least this much
+    /// (frames per frame: a tempo change), then it is re-timed. Default 0.01.
+    pub min_drift: f64,
     /// Votes a warped answer needs (more than `min_votes`: every warp tried
     /// is another chance for a chance match). Default 14.
     pub min_votes: u32,
@@ -98,6 +101,7 @@ impl Default for WarpParams {
             probe_fan_out: 4,
             refine: 2,
             skip_votes: 22,
+            min_drift: 0.01,
             min_votes: 14,
         }
     }

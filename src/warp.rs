@@ -129,8 +129,19 @@ pub fn identify(
     let params = matcher.params().clone();
     let w = &params.warp;
     let straight_score = straight.best.as_ref().map_or(0, |m| m.score);
-    if !w.enabled || straight_score >= w.skip_votes || samples.is_empty() {
+    if !w.enabled || samples.is_empty() {
         return Ok(straight);
+    }
+    if straight_score >= w.skip_votes {
+        // Found as it is; a tempo change still shows as drift of the offset
+        // through the clip: re-time the clip so the offset is exact.
+        if straight.drift.abs() < w.min_drift || straight.drift.abs() > w.max_tempo {
+            return Ok(straight);
+        }
+        let change = Change::Tempo(1.0 + straight.drift);
+        return Ok(refine(matcher, &params, samples, change, top)?
+            .filter(|(_, _, score)| *score > straight_score)
+            .map_or(straight, |(o, c, _)| labelled(o, c)));
     }
 
     // First pass: a cheap probe of every grid point.
@@ -148,55 +159,70 @@ pub fn identify(
     // Second pass: full queries around the best points, at half steps.
     let mut best: Option<(Outcome, Change, u32)> = None;
     for &(_, change) in probed.iter().take(w.refine) {
-        let half = change.step(&params) / 2.0;
-        let f = change.factor();
-        let mut scores = [0u32; 3];
-        let mut outcomes: Vec<Option<Outcome>> = vec![None, None, None];
-        for (k, df) in [-half, 0.0, half].into_iter().enumerate() {
-            let c = change.with_factor(f + df);
-            let lms = landmarks(&params, samples, c.warp());
-            let o = matcher.identify(&lms, top)?;
-            scores[k] = o.best.as_ref().map_or(0, |m| m.score);
-            outcomes[k] = Some(o);
-        }
-        let k = (0..3).max_by_key(|&k| scores[k]).unwrap_or(1);
-        if scores[k] < w.min_votes {
-            continue;
-        }
-        // The factor between grid points: vertex of the parabola through
-        // the three scores, when the best is the middle one.
-        let mut factor = f + [-half, 0.0, half][k];
-        if k == 1 {
-            let (l, c, r) = (scores[0] as f64, scores[1] as f64, scores[2] as f64);
-            let denom = l - 2.0 * c + r;
-            if denom < 0.0 {
-                factor += (half * 0.5 * (l - r) / denom).clamp(-half / 2.0, half / 2.0);
-            }
-        }
-        if best.as_ref().is_none_or(|b| scores[k] > b.2) {
-            if let Some(o) = outcomes[k].take() {
-                best = Some((o, change.with_factor(factor), scores[k]));
+        if let Some(found) = refine(matcher, &params, samples, change, top)? {
+            if best.as_ref().is_none_or(|b| found.2 > b.2) {
+                best = Some(found);
             }
         }
     }
     match best {
         // A warped answer replaces the straight one only when it is
         // clearly better supported.
-        Some((mut o, change, score)) if score > straight_score + straight_score / 2 => {
-            for m in o.best.iter_mut().chain(o.alternatives.iter_mut()) {
-                let f = (change.factor() * 1000.0).round() / 1000.0;
-                match change {
-                    Change::Speed(_) => m.speed = f,
-                    Change::Tempo(_) => m.tempo = f,
-                    Change::Pitch(_) => {
-                        m.pitch_semitones = (12.0 * change.factor().log2() * 100.0).round() / 100.0
-                    }
-                }
-            }
-            Ok(o)
+        Some((o, change, score)) if score > straight_score + straight_score / 2 => {
+            Ok(labelled(o, change))
         }
         _ => Ok(straight),
     }
+}
+
+/// Full queries at `change` and half a grid step either side: the best
+/// answer if it reaches the warped threshold, with the factor refined
+/// between the grid points (vertex of the parabola through the scores).
+fn refine(
+    matcher: &mut Matcher,
+    params: &Params,
+    samples: &[f32],
+    change: Change,
+    top: usize,
+) -> Result<Option<(Outcome, Change, u32)>> {
+    let half = change.step(params) / 2.0;
+    let f = change.factor();
+    let mut scores = [0u32; 3];
+    let mut outcomes: Vec<Option<Outcome>> = vec![None, None, None];
+    for (k, df) in [-half, 0.0, half].into_iter().enumerate() {
+        let lms = landmarks(params, samples, change.with_factor(f + df).warp());
+        let o = matcher.identify(&lms, top)?;
+        scores[k] = o.best.as_ref().map_or(0, |m| m.score);
+        outcomes[k] = Some(o);
+    }
+    let k = (0..3).max_by_key(|&k| (scores[k], k == 1)).unwrap_or(1);
+    if scores[k] < params.warp.min_votes {
+        return Ok(None);
+    }
+    let mut factor = f + [-half, 0.0, half][k];
+    if k == 1 {
+        let (l, c, r) = (scores[0] as f64, scores[1] as f64, scores[2] as f64);
+        let denom = l - 2.0 * c + r;
+        if denom < 0.0 {
+            factor += (half * 0.5 * (l - r) / denom).clamp(-half / 2.0, half / 2.0);
+        }
+    }
+    Ok(outcomes[k]
+        .take()
+        .map(|o| (o, change.with_factor(factor), scores[k])))
+}
+
+/// Put the change found on every answer of an outcome.
+fn labelled(mut o: Outcome, change: Change) -> Outcome {
+    let f = change.factor();
+    for m in o.best.iter_mut().chain(o.alternatives.iter_mut()) {
+        match change {
+            Change::Speed(_) => m.speed = (f * 1000.0).round() / 1000.0,
+            Change::Tempo(_) => m.tempo = (f * 1000.0).round() / 1000.0,
+            Change::Pitch(_) => m.pitch_semitones = (12.0 * f.log2() * 100.0).round() / 100.0,
+        }
+    }
+    o
 }
 
 #[cfg(test)]

@@ -114,7 +114,42 @@ fn every_fixture_clip_is_named_with_its_offset() {
         }
         assert!((0.5..=1.0).contains(&m.confidence));
         assert!(line.decode_ms.is_some() && line.match_ms.is_some() && line.alternatives.is_some());
+        // Changes of speed, tempo or pitch are named in the file: found and reported.
+        let name = path.file_name().unwrap().to_string_lossy();
+        let kind = name.rsplit_once('_').unwrap().1.rsplit_once('.').unwrap().0;
+        let (speed, tempo, pitch) = match kind.split_once(['-', '+']) {
+            Some(("speed", f)) => (f.parse().unwrap(), 1.0, 0.0),
+            Some(("tempo", f)) => (1.0, f.parse().unwrap(), 0.0),
+            Some(("pitch", _)) => (1.0, 1.0, 1.0),
+            _ => (1.0, 1.0, 0.0),
+        };
+        let close = |got: f64, want: f64, tol: f64| (got - want).abs() <= tol;
+        assert!(
+            close(m.speed, speed, 0.005)
+                && close(m.tempo, tempo, 0.015)
+                && close(m.pitch_semitones, pitch, 0.1),
+            "{name}: speed {} tempo {} pitch {} for {speed} {tempo} {pitch}",
+            m.speed,
+            m.tempo,
+            m.pitch_semitones
+        );
     }
+    // The human line shows the change.
+    let speed = queries
+        .iter()
+        .find(|q| q.0.to_string_lossy().contains("_speed-"))
+        .expect("speed clip");
+    ostid(&db)
+        .arg("match")
+        .arg(&speed.0)
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::is_match(
+                r"Storm Front — Skyward Saga, at 0:03\.0, speed 1\.04\d  \[score",
+            )
+            .unwrap(),
+        );
     // A looping track lists every position.
     let looped = lines
         .iter()
