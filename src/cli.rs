@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{IndexConfig, MatchConfig};
-use crate::output::Format;
+use crate::cmd::{IndexConfig, MatchConfig, ScanConfig};
+use crate::output::{Format, ScanFormat};
 
 /// Identify soundtrack music offline against your own OST library.
 #[derive(Debug, Parser)]
@@ -31,6 +31,41 @@ pub enum Command {
     /// Identify clips: which piece, from which work, and where in it
     #[command(name = "match")]
     Match(MatchArgs),
+    /// The cue sheet of a long recording: which pieces play, when, and where in them
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// A recording (an episode, a film, a stream); `-` reads standard input
+    #[arg(value_name = "RECORDING")]
+    pub input: String,
+    /// JSON Lines, one cue per line as soon as it ends (works live on a pipe)
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// A cue sheet in CSV (header row, RFC 4180, times as h:mm:ss.s)
+    #[arg(long)]
+    pub csv: bool,
+    /// Also draw the cues on a timeline, as an SVG file
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+impl ScanArgs {
+    pub fn into_config(self, quiet: bool) -> ScanConfig {
+        ScanConfig {
+            input: self.input,
+            format: if self.json {
+                ScanFormat::Json
+            } else if self.csv {
+                ScanFormat::Csv
+            } else {
+                ScanFormat::Table
+            },
+            svg: self.svg,
+            quiet,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -9,11 +9,13 @@
 //! offsets and returns data that [`output`] renders. [`params`] holds every
 //! knob in one struct whose digest the index records; [`library`] walks
 //! folders and names tracks; [`warp`] finds clips played faster, slower or
-//! transposed; [`cmd`] has one file per subcommand; [`cli`] is the only
+//! transposed; [`cuesheet`] merges the windows of a long recording into
+//! cues, which [`timeline`] draws; [`cmd`] has one file per subcommand; [`cli`] is the only
 //! place that knows clap.
 
 pub mod cli;
 pub mod cmd;
+pub mod cuesheet;
 pub mod decode;
 pub mod fingerprint;
 pub mod hash;
@@ -25,6 +27,7 @@ pub mod peaks;
 pub mod progress;
 pub mod spectrogram;
 pub mod store;
+pub mod timeline;
 pub mod warp;
 
 use anyhow::Result;
@@ -38,5 +41,6 @@ pub fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Index(args) => cmd::index::run(db, args.into_config(cli.quiet)),
         Command::Match(args) => cmd::matching::run(db, args.into_config(cli.quiet)),
+        Command::Scan(args) => cmd::scan::run(db, args.into_config(cli.quiet)),
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::{self, Landmark};
 use crate::params::Params;
-use crate::store::{self, Posting, Store, TrackRecord};
+use crate::store::{self, Posting, Postings, Store, TrackRecord};
 
 /// One identified track.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,10 @@ pub struct Match {
     pub speed: f64,
     pub tempo: f64,
     pub pitch_semitones: f64,
+    /// First and last query frame whose peaks voted for this answer (where
+    /// in the clip the track is heard). Not printed.
+    #[serde(skip)]
+    pub heard_frames: (u32, u32),
 }
 
 /// The answer for one query.
@@ -67,9 +71,10 @@ struct Entry {
 /// All live postings of one bucket, every segment merged, sorted by low hash.
 type Bucket = Rc<Vec<Entry>>;
 
-/// Looks queries up in one store.
-pub struct Matcher<'a> {
-    store: &'a Store,
+/// Looks queries up in a snapshot of one index: it holds no lock, so the
+/// store it came from may be dropped (a long scan does not block `index`).
+pub struct Matcher {
+    postings: Postings,
     params: Params,
     tables: HashMap<u32, Vec<u32>>,
     segments: Vec<u32>,
@@ -78,6 +83,7 @@ pub struct Matcher<'a> {
     cache: Vec<Option<Bucket>>,
     cached_postings: usize,
     raw: Vec<(u32, Vec<u8>)>,
+    max_lead_frames: i64,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -88,14 +94,14 @@ const SAME_POSITION_FRAMES: i64 = 31;
 /// openings of pieces (a first chord) otherwise draw chance votes there.
 const MAX_LEAD_FRAMES: i64 = 31;
 
-impl<'a> Matcher<'a> {
-    pub fn new(store: &'a Store) -> Result<Matcher<'a>> {
+impl Matcher {
+    pub fn new(store: &Store) -> Result<Matcher> {
         let tables: HashMap<u32, Vec<u32>> = store.segment_tables()?.into_iter().collect();
         let mut segments: Vec<u32> = tables.keys().copied().collect();
         segments.sort_unstable();
         let tracks = store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
         Ok(Matcher {
-            store,
+            postings: store.postings()?,
             params: store.params().clone(),
             tables,
             segments,
@@ -103,6 +109,7 @@ impl<'a> Matcher<'a> {
             cache: vec![None; store::BUCKETS],
             cached_postings: 0,
             raw: Vec::new(),
+            max_lead_frames: MAX_LEAD_FRAMES,
         })
     }
 
@@ -110,11 +117,18 @@ impl<'a> Matcher<'a> {
         &self.params
     }
 
+    /// Let a query start up to `seconds` before a track does (a window of a
+    /// long recording in which a cue begins), and report such offsets as
+    /// negative. Clips default to ~1 s, reported as 0.
+    pub fn allow_lead(&mut self, seconds: f64) {
+        self.max_lead_frames = (seconds / self.params.frame_s()).ceil() as i64;
+    }
+
     fn bucket(&mut self, b: u16) -> Result<Bucket> {
         if let Some(hit) = &self.cache[b as usize] {
             return Ok(hit.clone());
         }
-        self.store.bucket(b, &self.segments, &mut self.raw)?;
+        self.postings.bucket(b, &self.segments, &mut self.raw)?;
         let mut entries = Vec::new();
         let mut postings: Vec<Posting> = Vec::new();
         for (seg, value) in &self.raw {
@@ -197,7 +211,8 @@ impl<'a> Matcher<'a> {
         let mut votes = self.votes(landmarks)?;
         votes.sort_unstable();
         votes.dedup();
-        votes.retain(|&(_, o, _)| o >= -MAX_LEAD_FRAMES);
+        let lead = self.max_lead_frames;
+        votes.retain(|&(_, o, _)| o >= -lead);
         Ok(votes)
     }
 
@@ -331,7 +346,15 @@ impl<'a> Matcher<'a> {
             if positions.is_empty() {
                 positions.push(best);
             }
-            let to_s = |c: &Candidate| (c.refined * frame_s).max(0.0);
+            let clamp = self.max_lead_frames <= MAX_LEAD_FRAMES;
+            let to_s = |c: &Candidate| {
+                let s = c.refined * frame_s;
+                if clamp {
+                    s.max(0.0)
+                } else {
+                    s
+                }
+            };
             let mut offsets_s: Vec<f64> = positions.iter().map(|c| round_ms(to_s(c))).collect();
             offsets_s.sort_by(f64::total_cmp);
             let m = Match {
@@ -346,6 +369,7 @@ impl<'a> Matcher<'a> {
                 speed: 1.0,
                 tempo: 1.0,
                 pitch_semitones: 0.0,
+                heard_frames: heard(&votes, *track, best.offset),
             };
             if rank == 0 {
                 outcome.best = Some(m);
@@ -355,6 +379,19 @@ impl<'a> Matcher<'a> {
         }
         Ok(outcome)
     }
+}
+
+/// First and last query frame of the votes for `track` at `offset` +-1.
+fn heard(votes: &[(u32, i64, u32)], track: u32, offset: i64) -> (u32, u32) {
+    let lo = votes.partition_point(|v| (v.0, v.1) < (track, offset - 1));
+    let hi = votes.partition_point(|v| (v.0, v.1) <= (track, offset + 1));
+    votes[lo..hi]
+        .iter()
+        .map(|v| v.2 >> hash::FREQ_BITS)
+        .fold(None, |acc: Option<(u32, u32)>, f| {
+            Some(acc.map_or((f, f), |(a, b)| (a.min(f), b.max(f))))
+        })
+        .unwrap_or((0, 0))
 }
 
 /// Largest offset drift looked at around a match, frames (an 8 % tempo

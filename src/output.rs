@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cuesheet::Segment;
 use crate::matcher::{Match, Outcome};
 
 /// How results are printed.
@@ -12,6 +13,17 @@ use crate::matcher::{Match, Outcome};
 pub enum Format {
     Human,
     Json,
+}
+
+/// How `ostid scan` prints its cue sheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanFormat {
+    /// A readable table, once the recording ends.
+    Table,
+    /// JSON Lines, one segment per line as soon as it is closed.
+    Json,
+    /// A cue sheet: header row, RFC 4180 quoting, `h:mm:ss.s` times.
+    Csv,
 }
 
 /// One line of `ostid match --json`.
@@ -50,6 +62,104 @@ pub fn clock(s: f64) -> String {
     } else {
         format!("{m}:{sec:02}.{t}")
     }
+}
+
+/// `h:mm:ss.s`, always with hours (cue sheets).
+pub fn hms(s: f64) -> String {
+    let tenths = (s.max(0.0) * 10.0).round() as u64;
+    let (h, rem) = (tenths / 36_000, tenths % 36_000);
+    let (m, rem) = (rem / 600, rem % 600);
+    format!("{h}:{m:02}:{:02}.{}", rem / 10, rem % 10)
+}
+
+/// One segment as a JSON line.
+pub fn write_segment_json(out: &mut dyn Write, s: &Segment) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, s)?;
+    writeln!(out)
+}
+
+/// The cue sheet as a table with aligned columns.
+pub fn write_segment_table(out: &mut dyn Write, segs: &[Segment]) -> io::Result<()> {
+    let rows: Vec<[String; 6]> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut piece = format!("{} — {}", s.title, s.work);
+            if s.speed != 1.0 {
+                piece.push_str(&format!(" (speed {:.3})", s.speed));
+            }
+            [
+                (i + 1).to_string(),
+                hms(s.start_s),
+                hms(s.end_s),
+                piece,
+                format!("{} – {}", clock(s.track_start_s), clock(s.track_end_s)),
+                format!("{:.2}", s.confidence),
+            ]
+        })
+        .collect();
+    let head = ["#", "in", "out", "piece", "in the track", "confidence"];
+    let mut width = head.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 6]| -> String {
+        let mut l = String::new();
+        for (k, (c, w)) in cells.iter().zip(width).enumerate() {
+            let pad = w - c.chars().count();
+            if k == 0 {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(c);
+            } else {
+                l.push_str("  ");
+                l.push_str(c);
+                if k < 5 {
+                    l.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        l
+    };
+    writeln!(out, "{}", line(head))?;
+    for r in &rows {
+        writeln!(out, "{}", line(r.each_ref().map(|c| c.as_str())))?;
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
+}
+
+/// The cue sheet as CSV (RFC 4180: CRLF line ends, quoted fields).
+pub fn write_segment_csv(out: &mut dyn Write, segs: &[Segment]) -> io::Result<()> {
+    write!(
+        out,
+        "#,in,out,duration,title,work,composer,track in,track out\r\n"
+    )?;
+    for (i, s) in segs.iter().enumerate() {
+        let fields = [
+            (i + 1).to_string(),
+            hms(s.start_s),
+            hms(s.end_s),
+            hms(s.end_s - s.start_s),
+            s.title.clone(),
+            s.work.clone(),
+            s.composer.clone().unwrap_or_default(),
+            hms(s.track_start_s),
+            hms(s.track_end_s),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        write!(out, "{}\r\n", row.join(","))?;
+    }
+    Ok(())
 }
 
 fn round2(x: f64) -> f64 {

@@ -21,3 +21,16 @@ pub fn bar(total: u64, quiet: bool, what: &str) -> ProgressBar {
     pb.enable_steady_tick(Duration::from_millis(200));
     pb
 }
+
+/// A spinner showing a position in a stream (`msg` is the position), or a
+/// hidden one.
+pub fn position(quiet: bool, what: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let template = format!("{{spinner}} {what} {{msg}} of audio, {{elapsed}}");
+    pb.set_style(ProgressStyle::with_template(&template).expect("template is static"));
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}

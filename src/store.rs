@@ -117,6 +117,41 @@ pub struct Store {
     _lock: File,
 }
 
+/// Read access to the postings files of a snapshot of the index.
+pub struct Postings {
+    dir: PathBuf,
+    files: HashMap<u32, Arc<SegmentFile>>,
+}
+
+impl Postings {
+    /// The encoded postings of a bucket, one value per segment in `segments`.
+    pub fn bucket(
+        &self,
+        bucket: u16,
+        segments: &[u32],
+        out: &mut Vec<(u32, Vec<u8>)>,
+    ) -> Result<()> {
+        out.clear();
+        for &seg in segments {
+            let f = self.files.get(&seg).ok_or_else(|| {
+                anyhow!("segment {seg} is not part of this snapshot of the index")
+            })?;
+            let (a, b) = (f.offsets[bucket as usize], f.offsets[bucket as usize + 1]);
+            if a == b {
+                continue;
+            }
+            let mut value = vec![0u8; (b - a) as usize];
+            f.file
+                .read_exact_at(&mut value, (SEGMENT_HEADER + a as usize) as u64)
+                .with_context(|| {
+                    format!("cannot read {}", segment_path(&self.dir, seg).display())
+                })?;
+            out.push((seg, value));
+        }
+        Ok(())
+    }
+}
+
 /// The user's default index location.
 pub fn default_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("ostid").join("index"))
@@ -459,29 +494,18 @@ impl Store {
         Ok(f)
     }
 
-    /// The encoded postings of a bucket, one value per segment in `segments`.
-    pub fn bucket(
-        &self,
-        bucket: u16,
-        segments: &[u32],
-        out: &mut Vec<(u32, Vec<u8>)>,
-    ) -> Result<()> {
-        out.clear();
-        for &seg in segments {
-            let f = self.segment_file(seg)?;
-            let (a, b) = (f.offsets[bucket as usize], f.offsets[bucket as usize + 1]);
-            if a == b {
-                continue;
-            }
-            let mut value = vec![0u8; (b - a) as usize];
-            f.file
-                .read_exact_at(&mut value, (SEGMENT_HEADER + a as usize) as u64)
-                .with_context(|| {
-                    format!("cannot read {}", segment_path(&self.dir, seg).display())
-                })?;
-            out.push((seg, value));
+    /// The postings files of every segment, opened now: reads through them
+    /// keep working after this store (and its lock) is dropped, even if a
+    /// writer later deletes a file (the open handle keeps it alive).
+    pub fn postings(&self) -> Result<Postings> {
+        let mut files = HashMap::new();
+        for seg in self.segment_tables()?.into_keys() {
+            files.insert(seg, self.segment_file(seg)?);
         }
-        Ok(())
+        Ok(Postings {
+            dir: self.dir.clone(),
+            files,
+        })
     }
 
     /// Commit a group of new tracks as one segment, removing the tracks they

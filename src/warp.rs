@@ -213,7 +213,7 @@ fn refine(
 }
 
 /// Put the change found on every answer of an outcome.
-fn labelled(mut o: Outcome, change: Change) -> Outcome {
+pub fn labelled(mut o: Outcome, change: Change) -> Outcome {
     let f = change.factor();
     for m in o.best.iter_mut().chain(o.alternatives.iter_mut()) {
         match change {

@@ -628,29 +628,16 @@ fn interrupt(child: &std::process::Child) {
 /// A mono 16-bit WAV of `seconds` of a chord that changes every 0.25 s.
 fn write_long_wav(path: &Path, seconds: u32) {
     let rate = 8000u32;
-    let n = rate * seconds;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(2 * rate).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let step = (i / (rate / 4)) as f32;
-        let t = i as f32 / rate as f32;
-        let f = 200.0 + (step * 37.0) % 1500.0;
-        let v = (2.0 * std::f32::consts::PI * f * t).sin() * 0.3
-            + (2.0 * std::f32::consts::PI * 1.5 * f * t).sin() * 0.2;
-        wav.extend_from_slice(&((v * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, wav).unwrap();
+    let samples: Vec<f32> = (0..rate * seconds)
+        .map(|i| {
+            let step = (i / (rate / 4)) as f32;
+            let t = i as f32 / rate as f32;
+            let f = 200.0 + (step * 37.0) % 1500.0;
+            (2.0 * std::f32::consts::PI * f * t).sin() * 0.3
+                + (2.0 * std::f32::consts::PI * 1.5 * f * t).sin() * 0.2
+        })
+        .collect();
+    write_wav(path, &samples, rate);
 }
 
 #[test]
@@ -703,4 +690,280 @@ fn ctrl_c_during_match_exits_130() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     assert!(out.stdout.is_empty());
+}
+
+/// A mono 16-bit WAV.
+fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+    let n = samples.len() as u32;
+    let mut wav = Vec::with_capacity(44 + 2 * samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 1] {
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(2 * rate).to_le_bytes());
+    for v in [2u16, 16] {
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(2 * n).to_le_bytes());
+    for &x in samples {
+        wav.extend_from_slice(&((x.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, wav).unwrap();
+}
+
+/// A file decoded to mono at 8 kHz.
+fn pcm_8k(path: &Path) -> Vec<f32> {
+    let mut out = Vec::new();
+    ostid::decode::decode(
+        &ostid::decode::Source::Path(path.to_path_buf()),
+        8000,
+        1.0,
+        |c| {
+            out.extend_from_slice(c);
+            ostid::decode::Flow::Continue
+        },
+    )
+    .unwrap();
+    out
+}
+
+/// Speech-like sound: a gliding voice (harmonics of 110-220 Hz) through
+/// formants that change every syllable, in bursts of 0.2-0.3 s.
+fn synthetic_speech(seconds: f32) -> Vec<f32> {
+    let rate = 8000.0;
+    let n = (seconds * rate) as usize;
+    let formants = [
+        [700.0, 1200.0],
+        [400.0, 2000.0],
+        [300.0, 900.0],
+        [550.0, 1700.0],
+    ];
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / rate;
+            let syllable = (t / 0.25) as usize;
+            let env = ((t % 0.25) / 0.25 * std::f32::consts::PI).sin().powi(2);
+            let f0 = 110.0 + 60.0 * (t * 0.7).sin() + 20.0 * (syllable % 3) as f32;
+            let [fa, fb] = formants[syllable % 4];
+            let mut v = 0.0;
+            for h in 1..30 {
+                let f = f0 * h as f32;
+                if f > 3800.0 {
+                    break;
+                }
+                let g =
+                    (-((f - fa) / 150.0).powi(2)).exp() + 0.6 * (-((f - fb) / 200.0).powi(2)).exp();
+                v += g * (2.0 * std::f32::consts::PI * f * t).sin();
+            }
+            v * env
+        })
+        .collect()
+}
+
+fn rms(x: &[f32]) -> f32 {
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}
+
+/// The synthetic episode: (title, in, out, track in, track out) of each cue.
+fn build_episode(path: &Path) -> Vec<(&'static str, f64, f64, f64, f64)> {
+    let lib = fixtures().join("library");
+    let main = pcm_8k(&lib.join("Skyward Saga/sky1.flac"));
+    let storm = pcm_8k(&lib.join("Skyward Saga/sky2.mp3"));
+    let market = pcm_8k(&lib.join("Ember Road/02. Night Market.ogg"));
+    let coda = pcm_8k(&lib.join("Hollow Crown/Disc 2/01 - Coda.flac"));
+    let unknown = pcm_8k(&fixtures().join("queries/unknown_same-instruments.wav"));
+    let r = 8000usize;
+    let mut ep = vec![0.0f32; 74 * r];
+    let mut put = |at_s: f64, src: &[f32], from_s: f64, len_s: f64, gain: &dyn Fn(f64) -> f32| {
+        let (a, f) = ((at_s * r as f64) as usize, (from_s * r as f64) as usize);
+        for k in 0..(len_s * r as f64) as usize {
+            ep[a + k] += src[f + k] * gain(k as f64 / r as f64);
+        }
+    };
+    let flat = |_: f64| 1.0f32;
+    // 0-3 silence; a cue from inside the piece.
+    put(3.0, &main, 2.0, 10.0, &flat);
+    // 16-24 unknown music with the same instruments.
+    put(16.0, &unknown, 0.0, 8.0, &flat);
+    // 26-36 a cue under speech as loud as the music.
+    let speech = synthetic_speech(10.0);
+    let k = rms(&storm[5 * r..15 * r]) / rms(&speech);
+    put(26.0, &storm, 5.0, 10.0, &flat);
+    put(26.0, &speech, 0.0, 10.0, &|_| k);
+    // 38-48 one cue cross-fading (46-48) into the next, 46-56: the cut
+    // between them is mid-fade, at 47.
+    put(38.0, &market, 0.0, 10.0, &|t| {
+        if t < 8.0 {
+            1.0
+        } else {
+            (10.0 - t) as f32 / 2.0
+        }
+    });
+    put(46.0, &coda, 0.0, 10.0, &|t| {
+        if t < 2.0 {
+            t as f32 / 2.0
+        } else {
+            1.0
+        }
+    });
+    // 60-70 the first cue again.
+    put(60.0, &main, 2.0, 10.0, &flat);
+    write_wav(path, &ep, 8000);
+    vec![
+        ("Main Theme", 3.0, 13.0, 2.0, 12.0),
+        ("Storm Front", 26.0, 36.0, 5.0, 15.0),
+        ("Night Market", 38.0, 47.0, 0.0, 9.0),
+        ("Coda", 47.0, 56.0, 1.0, 10.0),
+        ("Main Theme", 60.0, 70.0, 2.0, 12.0),
+    ]
+}
+
+#[test]
+fn scan_turns_an_episode_into_its_cue_sheet() {
+    let (tmp, db) = indexed();
+    let episode = tmp.path().join("episode.wav");
+    let want = build_episode(&episode);
+    let out = ostid(&db)
+        .args(["scan", "--json"])
+        .arg(&episode)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let mut got: Vec<ostid::cuesheet::Segment> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    got.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let show: Vec<_> = got
+        .iter()
+        .map(|s| {
+            (
+                s.title.clone(),
+                s.start_s,
+                s.end_s,
+                s.track_start_s,
+                s.track_end_s,
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "{show:?}");
+    for (s, w) in got.iter().zip(&want) {
+        assert_eq!(s.title, w.0, "{show:?}");
+        for (g, e) in [
+            (s.start_s, w.1),
+            (s.end_s, w.2),
+            (s.track_start_s, w.3),
+            (s.track_end_s, w.4),
+        ] {
+            assert!((g - e).abs() <= 1.0, "{}: {g} for {e}; {show:?}", w.0);
+        }
+        assert_eq!(s.speed, 1.0);
+        assert!((0.5..=1.0).contains(&s.confidence));
+    }
+}
+
+#[test]
+fn scan_formats_csv_table_and_a_timeline_with_one_bar_per_cue() {
+    let (tmp, db) = indexed();
+    let episode = tmp.path().join("episode.wav");
+    let want = build_episode(&episode);
+    let svg = tmp.path().join("cues.svg");
+    let out = ostid(&db)
+        .args(["scan", "--csv", "--svg"])
+        .arg(&svg)
+        .arg(&episode)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        rows[0],
+        "#,in,out,duration,title,work,composer,track in,track out"
+    );
+    assert_eq!(rows.len(), want.len() + 1, "{csv}");
+    assert!(
+        rows[1].starts_with("1,0:00:03.") || rows[1].starts_with("1,0:00:02."),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[1].contains(",Main Theme,Skyward Saga,Ada Composer,0:00:0"),
+        "{}",
+        rows[1]
+    );
+    // The timeline: one labelled bar per cue.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let cues: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("cue"))
+        .collect();
+    assert_eq!(cues.len(), want.len());
+    for (g, w) in cues.iter().zip(&want) {
+        let bar = g
+            .children()
+            .find(|n| n.attribute("class") == Some("bar"))
+            .expect("bar");
+        assert!(bar.attribute("width").unwrap().parse::<f64>().unwrap() > 1.0);
+        let label = g
+            .children()
+            .find(|n| n.attribute("class") == Some("label"))
+            .expect("label");
+        assert_eq!(label.text(), Some(w.0));
+    }
+    // The table.
+    ostid(&db)
+        .arg("scan")
+        .arg(&episode)
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("Storm Front — Skyward Saga")
+                .and(predicate::str::contains("confidence")),
+        );
+}
+
+#[test]
+fn scan_of_silence_or_unknown_music_is_an_empty_sheet_with_exit_1() {
+    let (tmp, db) = indexed();
+    let silence = tmp.path().join("silence.wav");
+    write_wav(&silence, &vec![0.0; 8000 * 20], 8000);
+    ostid(&db)
+        .args(["scan", "--json"])
+        .arg(&silence)
+        .assert()
+        .code(1)
+        .stdout("");
+    // Shorter than a window, unknown music.
+    ostid(&db)
+        .args(["scan", "--csv"])
+        .arg(fixtures().join("queries/unknown_same-instruments.wav"))
+        .assert()
+        .code(1)
+        .stdout("#,in,out,duration,title,work,composer,track in,track out\r\n");
+    // Unreadable input.
+    ostid(&db)
+        .arg("scan")
+        .arg(fixtures().join("damaged/not-audio.mp3"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "not-audio.mp3: not a recognised audio file",
+        ));
+    // A pipe.
+    let wav = std::fs::read(fixtures().join("queries/Coda@2.500_clean.wav")).unwrap();
+    ostid(&db)
+        .args(["scan", "--json", "-"])
+        .write_stdin(wav)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("\"title\":\"Coda\""));
 }

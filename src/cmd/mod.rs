@@ -3,6 +3,7 @@
 
 pub mod index;
 pub mod matching;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,16 @@ pub struct MatchConfig {
     pub format: Format,
     pub threads: Option<usize>,
     pub preset: Option<String>,
+    pub quiet: bool,
+}
+
+/// Configuration of `ostid scan`.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// A path, or `-` for standard input.
+    pub input: String,
+    pub format: crate::output::ScanFormat,
+    pub svg: Option<PathBuf>,
     pub quiet: bool,
 }
 

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Benchmark of `ostid scan` on long recordings built from the evaluation
+library (the same corpus, split and index as benches/eval.py).
+
+    python3 benches/scan.py [--cache DIR] [--seed N]
+
+Builds a one-hour "episode": cues of indexed tracks (15-90 s, from anywhere
+in the track), some under espeak-ng speech at the music's level, some
+cross-faded (3 s) into the next, some reprised later, separated by silence
+and by held-out (unknown) music. Scans it with the release build on 2 threads
+and reports segment recall and precision (a cue is found when a segment of
+the same piece overlaps it by half its length or more; a segment is right
+when it so overlaps a cue), the median boundary error of found cues, the
+speed in x real time, and the peak RSS of scanning a 10-minute and a 2-hour
+recording made the same way.
+"""
+import argparse, json, os, random, statistics, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import corpus  # noqa: E402
+import eval as ev  # noqa: E402
+
+RATE = ev.RATE
+
+
+def build(cache, indexed, held, seconds, seed, out):
+    """Write a recording of about `seconds`; returns its cues."""
+    import numpy as np
+    truth_file = out + ".json"
+    if os.path.exists(out) and os.path.exists(truth_file):
+        with open(truth_file) as f:
+            return json.load(f)
+    rng = random.Random(seed)
+    speech = ev.speech_track(cache)
+    pcm = {}
+
+    def audio(path):
+        if path not in pcm:
+            pcm[path] = ev.pcm_of(cache, path)
+        return pcm[path]
+
+    parts, cues, t = [], [], 0.0
+    played = []
+    while t < seconds:
+        gap = rng.choice(["silence", "unknown", "none"])
+        if gap == "silence":
+            n = rng.uniform(1.0, 6.0)
+            parts.append(np.zeros(int(n * RATE), dtype=np.float32))
+            t += n
+        elif gap == "unknown":
+            x = audio(rng.choice(held))
+            n = min(rng.uniform(8.0, 40.0), len(x) / RATE - 1)
+            a = rng.uniform(0, len(x) / RATE - n)
+            parts.append(x[int(a * RATE):int(a * RATE) + int(n * RATE)] * 0.8)
+            t += n
+        # A cue: sometimes a reprise of an earlier one.
+        if played and rng.random() < 0.15:
+            path, a, n = rng.choice(played)
+        else:
+            path = rng.choice(indexed)
+            x = audio(path)
+            n = min(rng.uniform(15.0, 90.0), len(x) / RATE - 1)
+            if n < 8:
+                continue
+            a = rng.uniform(0, len(x) / RATE - n)
+            played.append((path, a, n))
+        seg = audio(path)[int(a * RATE):int(a * RATE) + int(n * RATE)].copy()
+        kind = rng.choice(["plain", "plain", "speech", "crossfade"])
+        if kind == "speech":
+            s0 = rng.randrange(0, max(1, len(speech) - len(seg)))
+            sp = np.resize(speech[s0:], len(seg))
+            seg = seg + sp * (ev.rms(seg) / max(ev.rms(sp), 1e-9))
+        start = t
+        if kind == "crossfade" and parts and len(parts[-1]) > 3 * RATE and cues and cues[-1]["end_s"] == t:
+            # Fade the previous cue out over 3 s while this one fades in;
+            # the cut between them is mid-fade.
+            f = 3 * RATE
+            ramp = np.linspace(0, 1, f, dtype=np.float32)
+            parts[-1][-f:] *= ramp[::-1]
+            seg[:f] *= ramp
+            head = parts[-1][-f:] + seg[:f]
+            parts[-1] = parts[-1][:-f]
+            parts.append(head)
+            parts.append(seg[f:])
+            start = t - 1.5
+            cues[-1]["end_s"] = round(start, 3)
+            t = t - 3.0 + n
+        else:
+            parts.append(seg)
+            t += n
+        cues.append({"path": path, "piece": ev.piece_of(path), "start_s": round(start, 3),
+                     "end_s": round(t, 3), "track_start_s": round(a + (start - (t - n)), 3), "kind": kind})
+    x = np.concatenate(parts)
+    ev.write_wav(out, x / max(1e-9, float(np.max(np.abs(x)))) * 0.9)
+    with open(truth_file, "w") as f:
+        json.dump(cues, f)
+    return cues
+
+
+def score(cues, segs):
+    def overlap(c, s):
+        return max(0.0, min(c["end_s"], s["end_s"]) - max(c["start_s"], s["start_s"]))
+
+    found, errors = 0, []
+    for c in cues:
+        best = max((s for s in segs if ev.piece_of(s["path"]) == c["piece"]),
+                   key=lambda s: overlap(c, s), default=None)
+        if best and overlap(c, best) >= 0.5 * (c["end_s"] - c["start_s"]):
+            found += 1
+            errors += [abs(best["start_s"] - c["start_s"]), abs(best["end_s"] - c["end_s"])]
+    right = sum(1 for s in segs if any(
+        ev.piece_of(s["path"]) == c["piece"] and overlap(c, s) >= 0.5 * min(c["end_s"] - c["start_s"], s["end_s"] - s["start_s"])
+        for c in cues))
+    return {
+        "cues": len(cues), "segments": len(segs),
+        "recall": round(found / len(cues), 3) if cues else None,
+        "precision": round(right / len(segs), 3) if segs else None,
+        "boundary_error_median_s": round(statistics.median(errors), 2) if errors else None,
+        "boundary_error_p90_s": round(sorted(errors)[int(0.9 * (len(errors) - 1))], 2) if errors else None,
+    }
+
+
+def scan(ostid, db, wav):
+    out, _, el, rss = ev.timed([ostid, "--db", db, "-q", "scan", "--json", wav])
+    return [json.loads(line) for line in out.splitlines()], el, rss
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", default=os.path.join(ROOT, "cache"))
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args()
+    cache = os.path.abspath(args.cache)
+    ev.ensure_tools()
+    lib = corpus.build(cache)
+    files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(lib) for f in fs)
+    indexed, held = ev.split(files)
+    ev.run(["cargo", "build", "--release", "-q", "--bin", "ostid"], cwd=ROOT)
+    ostid = os.path.join(ROOT, "target", "release", "ostid")
+    db = os.path.join(cache, "db-scan")
+    if not os.path.exists(db):
+        ev.run([ostid, "--db", db, "-q", "index", "-j", "2"] + indexed)
+    sdir = os.path.join(cache, "scan")
+    os.makedirs(sdir, exist_ok=True)
+    results = {}
+    for name, seconds in (("1h", 3600), ("10min", 600), ("2h", 7200)):
+        wav = os.path.join(sdir, f"episode-{name}-{args.seed}.wav")
+        cues = build(cache, indexed, held, seconds, args.seed + seconds, wav)
+        duration = cues[-1]["end_s"]
+        segs, el, rss = scan(ostid, db, wav)
+        r = score(cues, segs)
+        r.update({"audio_s": round(duration, 1), "scan_s": round(el, 2),
+                  "x_real_time": round(duration / el, 1), "peak_rss_mb": round(rss, 1)})
+        results[name] = r
+        print(name, json.dumps(r), flush=True)
+    with open(os.path.join(cache, "results-scan.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    one = results["1h"]
+    print("\n| metric | value |\n|---|---|")
+    print(f"| one-hour recording | {one['cues']} cues, {one['segments']} segments |")
+    print(f"| segment recall / precision | {one['recall']} / {one['precision']} |")
+    print(f"| boundary error, median (p90) | {one['boundary_error_median_s']} s ({one['boundary_error_p90_s']} s) |")
+    print(f"| speed | {one['x_real_time']}x real time ({one['scan_s']} s) |")
+    print(f"| peak RSS, 10 min / 1 h / 2 h | {results['10min']['peak_rss_mb']} / {one['peak_rss_mb']} / {results['2h']['peak_rss_mb']} MB |")
+
+
+if __name__ == "__main__":
+    main()
