@@ -138,7 +138,7 @@ impl fmt::Display for DecodeError {
             DecodeError::UnsupportedCodec(codec) => write!(
                 f,
                 "no audio track ostid can decode ({codec}); pipe it through ffmpeg: \
-                 `ffmpeg -i FILE -f wav - | ostid match -`, \
+                 `ffmpeg -i FILE -f wav - | ostid match -` (or `ostid scan -`), \
                  or convert it for the library: `ffmpeg -i FILE -vn FILE.flac`"
             ),
             DecodeError::TooShort { decoded_s, reason } => write!(

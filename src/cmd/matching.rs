@@ -106,6 +106,8 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     let requested = requested_params(cfg.preset.as_deref(), None)?;
     let store = Store::open(&db, Access::Read, requested.as_ref())?;
     let mut matcher = Matcher::new(&store)?;
+    // The matcher reads a snapshot; the index is free again.
+    drop(store);
     let params = matcher.params().clone();
     let pool = pool(cfg.threads)?;
     let prefix = queries.len() > 1;
