@@ -33,6 +33,57 @@ pub enum Command {
     Match(MatchArgs),
     /// The cue sheet of a long recording: which pieces play, when, and where in them
     Scan(ScanArgs),
+    /// List indexed tracks: work, title, duration, path
+    List(ListArgs),
+    /// Works with their track counts and hours
+    Works(JsonArg),
+    /// Size and contents of the index (counters kept, not recounted)
+    Stats(JsonArg),
+    /// Remove tracks, or every track under folders, from the index
+    Rm(RmArgs),
+    /// Drop tracks whose files are gone
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// JSON Lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only works whose name contains this (any case)
+    #[arg(long, value_name = "TEXT")]
+    pub work: Option<String>,
+    /// JSON Lines, one track per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Files or folders (every track under them)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// JSON Lines, one removed path per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be dropped, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drop them even when every track under an indexed folder is missing
+    /// (which usually means an unmounted drive)
+    #[arg(long)]
+    pub force: bool,
+    /// JSON Lines, one removed path per line
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -42,5 +42,10 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Index(args) => cmd::index::run(db, args.into_config(cli.quiet)),
         Command::Match(args) => cmd::matching::run(db, args.into_config(cli.quiet)),
         Command::Scan(args) => cmd::scan::run(db, args.into_config(cli.quiet)),
+        Command::List(a) => cmd::manage::list(&db, a.work.as_deref(), a.json),
+        Command::Works(a) => cmd::manage::works(&db, a.json),
+        Command::Stats(a) => cmd::manage::stats(&db, a.json),
+        Command::Rm(a) => cmd::manage::rm(&db, &a.paths, a.json, cli.quiet),
+        Command::Prune(a) => cmd::manage::prune(&db, a.dry_run, a.force, a.json, cli.quiet),
     }
 }

@@ -22,6 +22,7 @@
 //! | `T` track_id:u32                  | [`TrackRecord`] as JSON                 |
 //! | `F` path bytes                    | track_id:u32                            |
 //! | `S` segment:u32                   | track ids of the segment's slots (u32 LE; `u32::MAX` = removed) |
+//! | `R` path bytes                    | (empty) a folder given to `ostid index` |
 //!
 //! A segment (one commit of up to [`SEGMENT_MAX_TRACKS`] tracks) file is:
 //! `OSTIDSEG`, format version (u32 LE), bucket count (u32 LE), bucket offsets
@@ -609,6 +610,61 @@ impl Store {
             }
         }
         Ok(emptied)
+    }
+
+    /// Remove tracks (postings, records and file records) in one atomic
+    /// commit.
+    pub fn remove(&mut self, ids: &[u32]) -> Result<()> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        self.commit(Vec::new(), &ids).map(|_| ())
+    }
+
+    /// Remember folders given to `ostid index` (for `prune`'s unmounted-drive check).
+    pub fn add_roots(&self, roots: &[Vec<u8>]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for r in roots {
+            let mut k = b"R".to_vec();
+            k.extend_from_slice(r);
+            batch.insert(k, &[][..]);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Folders given to `ostid index`, as path bytes.
+    pub fn roots(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(b"R") {
+            let (k, _) = item?;
+            out.push(k[1..].to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The counters kept in the index.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Bytes the index takes on disk (every file under its directory).
+    pub fn disk_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(entries) = fs::read_dir(p) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir)
     }
 
     /// Flush everything to disk.

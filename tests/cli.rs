@@ -967,3 +967,273 @@ fn scan_of_silence_or_unknown_music_is_an_empty_sheet_with_exit_1() {
         .code(0)
         .stdout(predicate::str::contains("\"title\":\"Coda\""));
 }
+
+/// A copy of the fixture library in a temporary folder (to move and delete).
+fn library_copy(tmp: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let lib = tmp.join("music");
+    copy(&fixtures().join("library"), &lib);
+    lib
+}
+
+fn stdout_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn list_works_and_stats_describe_the_index() {
+    let (_tmp, db) = indexed();
+    let out = ostid(&db).args(["list", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let tracks: Vec<ostid::cmd::manage::TrackLine> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tracks.len(), 7);
+    assert!(tracks
+        .windows(2)
+        .all(|w| w[0].work.to_lowercase() <= w[1].work.to_lowercase()));
+    let coda = tracks.iter().find(|t| t.title == "Coda").unwrap();
+    assert_eq!(coda.work, "Hollow Crown");
+    assert!(coda.duration_s > 5.0 && coda.path.ends_with("01 - Coda.flac"));
+    ostid(&db)
+        .args(["list", "--work", "ember"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("Ember Road — 01 Opening")
+                .and(predicate::str::contains("Skyward").not()),
+        );
+    ostid(&db)
+        .args(["list", "--work", "nothing like it"])
+        .assert()
+        .code(1)
+        .stdout("");
+
+    let out = ostid(&db).args(["works", "--json"]).output().unwrap();
+    let works: Vec<ostid::cmd::manage::WorkLine> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let counts: Vec<(&str, u64)> = works.iter().map(|w| (w.work.as_str(), w.tracks)).collect();
+    assert_eq!(
+        counts,
+        vec![("Ember Road", 3), ("Hollow Crown", 2), ("Skyward Saga", 2)]
+    );
+
+    let out = ostid(&db).args(["stats", "--json"]).output().unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    let stats: ostid::cmd::manage::Stats = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(stats.tracks, 7);
+    assert_eq!(stats.format_version, ostid::store::FORMAT_VERSION);
+    assert!(stats.hashes > 1000 && stats.bytes_on_disk > 0);
+    assert!(
+        (stats.hours * 3600.0 - works.iter().map(|w| w.hours * 3600.0).sum::<f64>()).abs() < 10.0
+    );
+    assert_eq!(stats.params, ostid::params::Params::default());
+}
+
+#[test]
+fn rm_removes_tracks_and_folders() {
+    let tmp = TempDir::new().unwrap();
+    let lib = library_copy(tmp.path());
+    let db = tmp.path().join("index");
+    ostid(&db).arg("index").arg(&lib).assert().code(0);
+    // A folder, given with a relative path and `..`.
+    let out = ostid(&db)
+        .current_dir(lib.join("Skyward Saga"))
+        .args(["rm", "--json", "../Ember Road"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let removed = stdout_lines(&out);
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    // Its music is no longer found; the rest is.
+    match_one(&db, "Opening@6.000_noise-gain.wav").code(1);
+    match_one(&db, "Coda@2.500_clean.wav").code(0);
+    // One file, then nothing left to remove.
+    ostid(&db)
+        .arg("rm")
+        .arg(lib.join("Hollow Crown/Disc 2/01 - Coda.flac"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("removed"));
+    ostid(&db)
+        .arg("rm")
+        .arg(lib.join("Ember Road"))
+        .assert()
+        .code(1);
+    let out = ostid(&db).args(["stats", "--json"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"tracks\":3,"));
+    // Re-indexing brings them back, once.
+    ostid(&db)
+        .arg("index")
+        .arg(&lib)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("indexed 4, unchanged 3"));
+}
+
+#[test]
+fn prune_drops_missing_files_but_not_an_unmounted_drive() {
+    let tmp = TempDir::new().unwrap();
+    let lib = library_copy(tmp.path());
+    let db = tmp.path().join("index");
+    ostid(&db).arg("index").arg(&lib).assert().code(0);
+    std::fs::remove_file(lib.join("Skyward Saga/sky2.mp3")).unwrap();
+    // Dry run: says what, changes nothing.
+    ostid(&db)
+        .args(["prune", "--dry-run"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("sky2.mp3"))
+        .stderr(predicate::str::contains("would remove 1 tracks"));
+    ostid(&db)
+        .args(["stats", "--json"])
+        .assert()
+        .stdout(predicate::str::contains("\"tracks\":7,"));
+    ostid(&db)
+        .arg("prune")
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("removed 1 tracks"));
+    ostid(&db)
+        .args(["stats", "--json"])
+        .assert()
+        .stdout(predicate::str::contains("\"tracks\":6,"));
+    // The whole folder gone (an unmounted drive): refused without --force.
+    std::fs::rename(&lib, tmp.path().join("elsewhere")).unwrap();
+    ostid(&db).arg("prune").assert().code(2).stderr(
+        predicate::str::contains("is the drive unmounted").and(predicate::str::contains("--force")),
+    );
+    ostid(&db)
+        .args(["stats", "--json"])
+        .assert()
+        .stdout(predicate::str::contains("\"tracks\":6,"));
+    ostid(&db)
+        .args(["prune", "--force"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("removed 6 tracks"));
+}
+
+/// `stats --json` without the bytes on disk, and `match --json` of every
+/// fixture clip without timings: what an index answers.
+fn answers(db: &Path) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let out = ostid(db).args(["stats", "--json"]).output().unwrap();
+    let mut stats = stdout_lines(&out).remove(0);
+    let obj = stats.as_object_mut().unwrap();
+    obj.remove("bytes_on_disk");
+    obj.remove("bytes_per_hour");
+    let out = ostid(db)
+        .args(["match", "--json"])
+        .args(known_queries().iter().map(|q| &q.0))
+        .output()
+        .unwrap();
+    let mut lines = stdout_lines(&out);
+    for l in &mut lines {
+        let o = l.as_object_mut().unwrap();
+        o.remove("decode_ms");
+        o.remove("match_ms");
+    }
+    (stats, lines)
+}
+
+#[test]
+fn a_crash_at_a_failpoint_resumes_to_the_same_index() {
+    let (_tmp, clean_db) = indexed();
+    let want = answers(&clean_db);
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    let out = ostid(&db)
+        .args(["index", "-j", "1"])
+        .arg(fixtures().join("library"))
+        .env("OSTID_FAILPOINT_ABORT_AFTER_TRACKS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "aborted by the failpoint");
+    ostid(&db)
+        .args(["stats", "--json"])
+        .assert()
+        .stdout(predicate::str::contains("\"tracks\":3,"));
+    ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("indexed 4, unchanged 3"));
+    assert_eq!(answers(&db), want);
+}
+
+#[test]
+fn a_sigkill_mid_run_resumes_to_the_same_index() {
+    let (_tmp, clean_db) = indexed();
+    let want = answers(&clean_db);
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    let long = tmp.path().join("long");
+    std::fs::create_dir(&long).unwrap();
+    write_long_wav(&long.join("long.wav"), 3600);
+    // One worker decodes the long file (longest first), the other commits
+    // fixture tracks one by one; kill once some are on disk.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"))
+        .arg("--db")
+        .arg(&db)
+        .args(["index", "-j", "2"])
+        .arg(&long)
+        .arg(fixtures().join("library"))
+        .env("OSTID_COMMIT_EACH_TRACK", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let postings = db.join("postings");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_dir(&postings).map_or(0, |d| d.count()) < 3 {
+        assert!(t0.elapsed().as_secs() < 60, "no commits seen");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed, not finished");
+    // The store opens; what was committed answers.
+    let out = ostid(&db).args(["list", "--json"]).output().unwrap();
+    let done = stdout_lines(&out).len();
+    assert!((2..=7).contains(&done), "{done} tracks committed");
+    // The next run finishes the rest, the long file among them (so the kill
+    // landed mid-run), without duplicates.
+    ostid(&db)
+        .args(["index", "-j", "2"])
+        .arg(&long)
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(format!(
+            "indexed {}, unchanged {done}",
+            8 - done
+        )));
+    ostid(&db).arg("rm").arg(&long).assert().code(0);
+    let (mut stats, lines) = answers(&db);
+    let (mut want_stats, want_lines) = want;
+    // Removing the long file leaves counters of the same tracks.
+    for s in [&mut stats, &mut want_stats] {
+        s.as_object_mut().unwrap().remove("hours");
+    }
+    assert_eq!(stats, want_stats);
+    assert_eq!(lines, want_lines);
+}

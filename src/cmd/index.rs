@@ -30,8 +30,11 @@ use crate::store::{
 /// Commit pending tracks at least this often.
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
-/// Test hook: abort the process (as a crash would) after this many commits.
-const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_COMMITS";
+/// Crash tests: abort the process (as a crash would) once this many tracks
+/// are committed; implies [`EACH_TRACK_ENV`].
+const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_TRACKS";
+/// Crash tests: commit after every track instead of every few seconds.
+const EACH_TRACK_ENV: &str = "OSTID_COMMIT_EACH_TRACK";
 
 /// Decode and fingerprint one file.
 pub fn fingerprint_file(
@@ -64,7 +67,9 @@ struct Pending {
     replaced: Vec<u32>,
     postings: usize,
     since: Instant,
-    commits: u64,
+    /// Tracks committed so far.
+    committed: u64,
+    each_track: bool,
 }
 
 impl Default for Pending {
@@ -74,7 +79,8 @@ impl Default for Pending {
             replaced: Vec::new(),
             postings: 0,
             since: Instant::now(),
-            commits: 0,
+            committed: 0,
+            each_track: false,
         }
     }
 }
@@ -88,21 +94,23 @@ impl Pending {
 
     /// A segment is full, or the last commit is old enough.
     fn is_due(&self) -> bool {
-        self.tracks.len() >= SEGMENT_MAX_TRACKS
+        self.each_track
+            || self.tracks.len() >= SEGMENT_MAX_TRACKS
             || self.postings >= SEGMENT_MAX_POSTINGS
             || self.since.elapsed() >= COMMIT_EVERY
     }
 
     /// Commit what is pending as one segment. `failpoint` (tests): abort the
-    /// process, as a crash would, once that many commits are done.
+    /// process, as a crash would, once that many tracks are committed.
     fn commit(&mut self, store: &mut Store, failpoint: Option<u64>) -> Result<()> {
         if !self.tracks.is_empty() || !self.replaced.is_empty() {
+            let n = self.tracks.len() as u64;
             store.commit(
                 std::mem::take(&mut self.tracks),
                 &std::mem::take(&mut self.replaced),
             )?;
-            self.commits += 1;
-            if failpoint.is_some_and(|n| self.commits >= n) {
+            self.committed += n;
+            if failpoint.is_some_and(|n| self.committed >= n) {
                 eprintln!("ostid: failpoint {FAILPOINT_ENV} reached, aborting");
                 std::process::abort();
             }
@@ -168,6 +176,13 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         .ok()
         .and_then(|v| v.parse().ok());
 
+    let roots: Vec<Vec<u8>> = cfg
+        .paths
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .map(|p| library::path_key(&p))
+        .collect();
+    store.add_roots(&roots)?;
     let walk = library::walk(&cfg.paths);
     let mut tally = Tally::default();
     for (path, err) in &walk.errors {
@@ -210,7 +225,10 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
             })
         });
 
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            each_track: failpoint.is_some() || std::env::var_os(EACH_TRACK_ENV).is_some(),
+            ..Pending::default()
+        };
         for (f, replaced, res) in rx {
             pb.inc(1);
             match res {

@@ -2,6 +2,7 @@
 //! returns the exit status; `main` turns it into the process exit code.
 
 pub mod index;
+pub mod manage;
 pub mod matching;
 pub mod scan;
 
