@@ -43,6 +43,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Drop tracks whose files are gone
     Prune(PruneArgs),
+    /// Check the index's internal consistency (exit 1 with a report when broken)
+    Verify(JsonArg),
 }
 
 #[derive(Debug, Args)]

@@ -194,14 +194,57 @@ where
             (Box::new(file), hint, false)
         }
     };
-    decode_media(
-        media,
-        hint,
-        is_stdin,
-        target_rate_hz,
-        min_duration_s,
-        &mut sink,
-    )
+    guarded(|| {
+        decode_media(
+            media,
+            hint,
+            is_stdin,
+            target_rate_hz,
+            min_duration_s,
+            &mut sink,
+        )
+    })
+}
+
+thread_local! {
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run a decoder on untrusted input: a panic inside it (a demuxer's
+/// arithmetic on a hostile header) becomes this file's error instead of the
+/// end of the process. See [`quiet_decoder_panics`].
+fn guarded(
+    f: impl FnOnce() -> Result<DecodeReport, DecodeError>,
+) -> Result<DecodeReport, DecodeError> {
+    let was = IN_DECODER.with(|d| d.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_DECODER.with(|d| d.set(was));
+    r.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into());
+        Err(DecodeError::Corrupt(format!(
+            "the decoder failed on this data ({msg})"
+        )))
+    })
+}
+
+/// Whether the current thread is inside [`decode`] (for panic hooks).
+pub fn in_decoder() -> bool {
+    IN_DECODER.with(|d| d.get())
+}
+
+/// Install a panic hook that stays quiet for panics inside a decoder (they
+/// are reported as that file's error) and reports any other panic as usual.
+pub fn quiet_decoder_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !in_decoder() {
+            default(info);
+        }
+    }));
 }
 
 /// Decode from any reader (used by tests and fuzzing): treated like a pipe.
@@ -214,14 +257,16 @@ where
     R: Read + Send + Sync + 'static,
     F: FnMut(&[f32]) -> Flow,
 {
-    decode_media(
-        Box::new(ReadOnlySource::new(reader)),
-        Hint::new(),
-        true,
-        target_rate_hz,
-        0.0,
-        &mut sink,
-    )
+    guarded(|| {
+        decode_media(
+            Box::new(ReadOnlySource::new(reader)),
+            Hint::new(),
+            true,
+            target_rate_hz,
+            0.0,
+            &mut sink,
+        )
+    })
 }
 
 fn decode_media(

@@ -47,5 +47,6 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Stats(a) => cmd::manage::stats(&db, a.json),
         Command::Rm(a) => cmd::manage::rm(&db, &a.paths, a.json, cli.quiet),
         Command::Prune(a) => cmd::manage::prune(&db, a.dry_run, a.force, a.json, cli.quiet),
+        Command::Verify(a) => cmd::manage::verify(&db, a.json),
     }
 }

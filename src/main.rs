@@ -13,6 +13,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    ostid::decode::quiet_decoder_panics();
     let cli = ostid::cli::Cli::parse();
     match ostid::run(cli) {
         Ok(status) => ExitCode::from(status as u8),

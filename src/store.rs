@@ -101,6 +101,14 @@ pub struct Counters {
     pub next_segment: u32,
 }
 
+/// What `verify` looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerifyCounts {
+    pub tracks: u64,
+    pub segments: u64,
+    pub postings: u64,
+}
+
 /// A track ready to be committed.
 pub struct NewTrack {
     pub record: TrackRecord,
@@ -642,6 +650,157 @@ impl Store {
             out.push(k[1..].to_vec());
         }
         Ok(out)
+    }
+
+    /// Check the index's internal consistency: track records, segment
+    /// tables, postings files (every posting decoded, counted per track),
+    /// file records and counters. Returns what is wrong, and what was checked.
+    pub fn verify(&self) -> Result<(Vec<String>, VerifyCounts)> {
+        let mut problems = Vec::new();
+        let tracks = self.tracks()?;
+        let tables = self.segment_tables()?;
+        let by_id: HashMap<u32, &TrackRecord> = tracks.iter().map(|t| (t.id, t)).collect();
+        for t in &tracks {
+            match tables.get(&t.segment) {
+                None => problems.push(format!(
+                    "track {} ({}) points at segment {}, which does not exist",
+                    t.id, t.path, t.segment
+                )),
+                Some(tab) if tab.get(t.slot as usize) != Some(&t.id) => problems.push(format!(
+                    "track {} ({}) is not in slot {} of segment {}",
+                    t.id, t.path, t.slot, t.segment
+                )),
+                _ => {}
+            }
+        }
+        let mut postings_checked = 0u64;
+        let mut decoded: Vec<Posting> = Vec::new();
+        for (&seg, tab) in &tables {
+            for (slot, &id) in tab.iter().enumerate() {
+                if !is_removed(id) && !by_id.contains_key(&id) {
+                    problems.push(format!(
+                        "segment {seg} slot {slot} names track {id}, which has no record"
+                    ));
+                }
+            }
+            let path = segment_path(&self.dir, seg);
+            let f = match SegmentFile::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    continue;
+                }
+            };
+            let mut per_slot = vec![0u64; tab.len()];
+            let mut value = Vec::new();
+            for b in 0..BUCKETS {
+                let (lo, hi) = (f.offsets[b], f.offsets[b + 1]);
+                value.resize((hi - lo) as usize, 0);
+                decoded.clear();
+                let ok = f
+                    .file
+                    .read_exact_at(&mut value, (SEGMENT_HEADER + lo as usize) as u64)
+                    .is_ok()
+                    && decode_postings(&value, &mut decoded).is_some();
+                if !ok {
+                    problems.push(format!(
+                        "postings file {} is damaged (bucket {b}); rebuild the index with `ostid index --rebuild DIR...`",
+                        path.display()
+                    ));
+                    break;
+                }
+                for p in &decoded {
+                    match per_slot.get_mut(p.slot as usize) {
+                        Some(n) => *n += 1,
+                        None => {
+                            problems.push(format!(
+                                "postings file {} has a posting for slot {}, past its {} tracks",
+                                path.display(),
+                                p.slot,
+                                tab.len()
+                            ));
+                            break;
+                        }
+                    }
+                }
+                postings_checked += decoded.len() as u64;
+            }
+            for (slot, &id) in tab.iter().enumerate() {
+                if let Some(t) = by_id.get(&id) {
+                    if per_slot[slot] != t.landmarks {
+                        problems.push(format!(
+                            "track {} ({}) has {} postings in {}, its record says {}",
+                            id,
+                            t.path,
+                            per_slot[slot],
+                            path.display(),
+                            t.landmarks
+                        ));
+                    }
+                }
+            }
+        }
+        let mut file_records = 0u64;
+        for item in self.db.scan_prefix(b"F") {
+            let (k, v) = item?;
+            file_records += 1;
+            let id = v
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| anyhow!("corrupt file record"))?;
+            match by_id.get(&id) {
+                None => problems.push(format!(
+                    "the file record of {} names track {id}, which has no record",
+                    String::from_utf8_lossy(&k[1..])
+                )),
+                Some(t) => {
+                    let want = t
+                        .path_bytes
+                        .clone()
+                        .unwrap_or_else(|| t.path.as_bytes().to_vec());
+                    if want != k[1..] {
+                        problems.push(format!(
+                            "the file record of {} names track {id}, which is {}",
+                            String::from_utf8_lossy(&k[1..]),
+                            t.path
+                        ));
+                    }
+                }
+            }
+        }
+        if file_records != tracks.len() as u64 {
+            problems.push(format!(
+                "{} file records for {} tracks",
+                file_records,
+                tracks.len()
+            ));
+        }
+        let c = self.counters;
+        let landmarks: u64 = tracks.iter().map(|t| t.landmarks).sum();
+        let audio_s: f64 = tracks.iter().map(|t| t.duration_s).sum();
+        if c.tracks != tracks.len() as u64
+            || c.landmarks != landmarks
+            || (c.audio_s - audio_s).abs() > 1.0
+        {
+            problems.push(format!(
+                "counters say {} tracks, {} hashes, {:.0} s; the records add up to {}, {}, {:.0} s",
+                c.tracks,
+                c.landmarks,
+                c.audio_s,
+                tracks.len(),
+                landmarks,
+                audio_s
+            ));
+        }
+        Ok((
+            problems,
+            VerifyCounts {
+                tracks: tracks.len() as u64,
+                segments: tables.len() as u64,
+                postings: postings_checked,
+            },
+        ))
     }
 
     /// The counters kept in the index.

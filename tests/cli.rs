@@ -1237,3 +1237,79 @@ fn a_sigkill_mid_run_resumes_to_the_same_index() {
     assert_eq!(stats, want_stats);
     assert_eq!(lines, want_lines);
 }
+
+#[test]
+fn a_decoder_panic_on_hostile_input_is_that_files_error() {
+    // Found by `cargo fuzz`: a Matroska header whose size field makes
+    // symphonia's EBML reader overflow (a panic in debug builds).
+    let (_tmp, db) = indexed();
+    let bad = fixtures().join("fuzzed/mkv-size-overflow.mka");
+    let out = ostid(&db).arg("match").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("mkv-size-overflow.mka: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("fuzzed"))
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("failed 1")
+                .and(predicate::str::contains("unchanged 7"))
+                .and(predicate::str::contains("panicked").not()),
+        );
+}
+
+#[test]
+fn verify_finds_a_damaged_index_and_rebuild_recovers() {
+    let (tmp, db) = indexed();
+    let out = ostid(&db).args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: ostid::cmd::manage::VerifyReport =
+        serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    assert!(report.ok && report.problems.is_empty());
+    assert_eq!(report.checked.tracks, 7);
+    assert!(report.checked.postings > 1000);
+    // Damage a postings file in the middle of its data.
+    let seg = std::fs::read_dir(db.join("postings"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 2..n / 2 + 64] {
+        *b = 0xFF;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    ostid(&db).arg("verify").assert().code(1).stdout(
+        predicate::str::contains("BROKEN")
+            .and(predicate::str::contains("--rebuild"))
+            .and(predicate::str::contains("seg-")),
+    );
+    // A catalogue that will not open names the way back.
+    let sled_dir = db.join("sled");
+    for e in std::fs::read_dir(&sled_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::write(&p, b"not a sled file").unwrap();
+        }
+    }
+    match_one(&db, "Coda@2.500_clean.wav")
+        .code(2)
+        .stderr(predicate::str::contains("ostid index --rebuild"));
+    ostid(&db)
+        .args(["index", "--rebuild"])
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0);
+    ostid(&db)
+        .arg("verify")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("ok: 7 tracks"));
+    drop(tmp);
+}

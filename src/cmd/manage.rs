@@ -304,3 +304,49 @@ pub fn prune(db: &Path, dry_run: bool, force: bool, json: bool, quiet: bool) -> 
     }
     Ok(Status::Ok)
 }
+
+/// `ostid verify --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub checked: crate::store::VerifyCounts,
+}
+
+/// `ostid verify`: exit 0 when consistent, 1 with a report when not.
+pub fn verify(db: &Path, json: bool) -> Result<Status> {
+    let store = Store::open(db, Access::Read, None)?;
+    let (problems, checked) = store.verify()?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let ok = problems.is_empty();
+    if json {
+        json_line(
+            &mut out,
+            &VerifyReport {
+                ok,
+                problems,
+                checked,
+            },
+        )?;
+    } else {
+        for p in &problems {
+            writeln!(out, "{p}")?;
+        }
+        writeln!(
+            out,
+            "{}: {} tracks, {} segments, {} postings checked{}",
+            if ok { "ok" } else { "BROKEN" },
+            checked.tracks,
+            checked.segments,
+            checked.postings,
+            if ok {
+                String::new()
+            } else {
+                "; rebuild the index with `ostid index --rebuild DIR...`".into()
+            }
+        )?;
+    }
+    out.flush()?;
+    Ok(if ok { Status::Ok } else { Status::NoMatch })
+}
