@@ -144,6 +144,20 @@ pub fn path_key(path: &Path) -> Vec<u8> {
     path.as_os_str().as_encoded_bytes().to_vec()
 }
 
+/// FNV-1a over the first MiB of a file: with its size, a moved file's
+/// fingerprint of identity (read in ~1 ms, where decoding takes seconds).
+pub fn head_hash(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(1 << 20);
+    fs::File::open(path)?.take(1 << 20).read_to_end(&mut buf)?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in &buf {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Ok(h)
+}
+
 /// What a track is called.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TrackInfo {

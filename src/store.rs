@@ -89,6 +89,10 @@ pub struct TrackRecord {
     pub landmarks: u64,
     pub segment: u32,
     pub slot: u32,
+    /// Hash of the file's first MiB: with the size, how a moved file is
+    /// recognised without decoding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_hash: Option<u64>,
 }
 
 /// Counters kept in the index (never recounted).
@@ -627,6 +631,25 @@ impl Store {
         ids.sort_unstable();
         ids.dedup();
         self.commit(Vec::new(), &ids).map(|_| ())
+    }
+
+    /// A track's file moved: point the track and a new file record at the
+    /// new path, drop the old file record, in one atomic batch.
+    pub fn relink(&mut self, mut rec: TrackRecord, old_key: &[u8], new_key: &[u8]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        if let Some(cur) = self.db.get(file_key(old_key))? {
+            if cur.as_ref() == rec.id.to_be_bytes() {
+                batch.remove(file_key(old_key));
+            }
+        }
+        batch.insert(file_key(new_key), &rec.id.to_be_bytes()[..]);
+        rec.path_bytes = std::str::from_utf8(new_key)
+            .is_err()
+            .then(|| new_key.to_vec());
+        batch.insert(&track_key(rec.id)[..], serde_json::to_vec(&rec)?);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Remember folders given to `ostid index` (for `prune`'s unmounted-drive check).

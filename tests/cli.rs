@@ -1313,3 +1313,63 @@ fn verify_finds_a_damaged_index_and_rebuild_recovers() {
         .stdout(predicate::str::starts_with("ok: 7 tracks"));
     drop(tmp);
 }
+
+#[test]
+fn a_moved_file_is_relinked_without_decoding_or_a_stale_copy() {
+    let tmp = TempDir::new().unwrap();
+    let lib = library_copy(tmp.path());
+    let db = tmp.path().join("index");
+    ostid(&db).arg("index").arg(&lib).assert().code(0);
+    // Move one file to another folder, rename another in place.
+    std::fs::create_dir(lib.join("Moved")).unwrap();
+    std::fs::rename(
+        lib.join("Skyward Saga/sky2.mp3"),
+        lib.join("Moved/storm.mp3"),
+    )
+    .unwrap();
+    std::fs::rename(
+        lib.join("Ember Road/01 - Opening.wav"),
+        lib.join("Ember Road/01 - Opening (remaster).wav"),
+    )
+    .unwrap();
+    ostid(&db)
+        .arg("index")
+        .arg(&lib)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "indexed 0, unchanged 5, damaged 0, failed 0, moved 2",
+        ));
+    let out = ostid(&db).args(["list", "--json"]).output().unwrap();
+    let paths: Vec<String> = stdout_lines(&out)
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(paths.len(), 7);
+    assert!(
+        paths.iter().any(|p| p.ends_with("Moved/storm.mp3")),
+        "{paths:?}"
+    );
+    assert!(!paths.iter().any(|p| p.ends_with("sky2.mp3")), "{paths:?}");
+    assert!(paths
+        .iter()
+        .any(|p| p.ends_with("01 - Opening (remaster).wav")));
+    // Metadata stays (title from tags), the answer points at the new path.
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .arg(fixtures().join("queries/Storm Front@7.250_resampled-11025.wav"))
+        .output()
+        .unwrap();
+    let m = json_lines(&out).remove(0).best.unwrap();
+    assert_eq!(m.title, "Storm Front");
+    assert!(m.path.ends_with("Moved/storm.mp3"));
+    ostid(&db).arg("verify").assert().code(0);
+    // Nothing left to do.
+    ostid(&db)
+        .arg("index")
+        .arg(&lib)
+        .assert()
+        .stderr(predicate::str::contains(
+            "indexed 0, unchanged 7, damaged 0, failed 0;",
+        ));
+}

@@ -7,6 +7,7 @@
 //! one atomic batch followed by a flush, so a killed process loses at most
 //! the group in flight and the next run finishes it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -125,9 +126,34 @@ impl Pending {
 struct Tally {
     indexed: u64,
     unchanged: u64,
+    relinked: u64,
     damaged: u64,
     failed: u64,
     audio_s: f64,
+}
+
+/// Tracks whose files no longer exist (and that know their head hash), by size.
+fn missing_by_size(store: &Store) -> Result<HashMap<u64, Vec<TrackRecord>>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out: HashMap<u64, Vec<TrackRecord>> = HashMap::new();
+    for t in store.tracks()? {
+        let bytes = t
+            .path_bytes
+            .clone()
+            .unwrap_or_else(|| t.path.as_bytes().to_vec());
+        if t.head_hash.is_some() && !Path::new(std::ffi::OsStr::from_bytes(&bytes)).exists() {
+            out.entry(t.size).or_default().push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// The missing track `f` is, if its size and first MiB match one.
+fn moved_here(gone: &mut HashMap<u64, Vec<TrackRecord>>, f: &FoundFile) -> Option<TrackRecord> {
+    let same_size = gone.get_mut(&f.size)?;
+    let h = library::head_hash(&f.path).ok()?;
+    let i = same_size.iter().position(|t| t.head_hash == Some(h))?;
+    Some(same_size.swap_remove(i))
 }
 
 fn record_for(f: &FoundFile, report: &DecodeReport) -> (TrackRecord, Vec<u8>) {
@@ -159,6 +185,7 @@ fn record_for(f: &FoundFile, report: &DecodeReport) -> (TrackRecord, Vec<u8>) {
         landmarks: 0,
         segment: 0,
         slot: 0,
+        head_hash: library::head_hash(&f.path).ok(),
     };
     (rec, library::path_key(&f.path))
 }
@@ -190,11 +217,33 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         tally.failed += 1;
     }
     let mut todo: Vec<(FoundFile, Option<u32>)> = Vec::new();
+    // Tracks whose files are gone, by size: a new file of the same size and
+    // first MiB is the same file moved, relinked without decoding.
+    let mut gone: Option<HashMap<u64, Vec<TrackRecord>>> = None;
     for f in walk.files {
-        match store.track_for_path(&library::path_key(&f.path))? {
+        let key = library::path_key(&f.path);
+        match store.track_for_path(&key)? {
             Some(rec) if rec.size == f.size && rec.mtime_ns == f.mtime_ns => tally.unchanged += 1,
             Some(rec) => todo.push((f, Some(rec.id))),
-            None => todo.push((f, None)),
+            None => {
+                let gone = match &mut gone {
+                    Some(g) => g,
+                    None => gone.insert(missing_by_size(&store)?),
+                };
+                match moved_here(gone, &f) {
+                    Some(mut rec) => {
+                        let old_key = rec
+                            .path_bytes
+                            .clone()
+                            .unwrap_or_else(|| rec.path.as_bytes().to_vec());
+                        rec.path = f.path.to_string_lossy().into_owned();
+                        rec.mtime_ns = f.mtime_ns;
+                        store.relink(rec, &old_key, &key)?;
+                        tally.relinked += 1;
+                    }
+                    None => todo.push((f, None)),
+                }
+            }
         }
     }
 
@@ -285,8 +334,13 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         } else {
             String::new()
         };
+        let relinked = if tally.relinked > 0 {
+            format!(", moved {}", tally.relinked)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{}indexed {}, unchanged {}, damaged {}, failed {}; {:.2} h of audio in {:.1} s{rate}",
+            "{}indexed {}, unchanged {}, damaged {}, failed {}{relinked}; {:.2} h of audio in {:.1} s{rate}",
             if was_interrupted { "interrupted: " } else { "" },
             tally.indexed,
             tally.unchanged,
