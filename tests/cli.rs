@@ -1373,3 +1373,79 @@ fn a_moved_file_is_relinked_without_decoding_or_a_stale_copy() {
             "indexed 0, unchanged 7, damaged 0, failed 0;",
         ));
 }
+
+#[test]
+fn damaged_files_of_every_format_are_reported_never_a_panic() {
+    let tmp = TempDir::new().unwrap();
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    let lib = fixtures().join("library");
+    let sources = [
+        lib.join("Skyward Saga/sky1.flac"),
+        lib.join("Skyward Saga/sky2.mp3"),
+        lib.join("Ember Road/01 - Opening.wav"),
+        lib.join("Ember Road/02. Night Market.ogg"),
+        lib.join("Ember Road/03_Last Stand.opus"),
+        lib.join("Hollow Crown/Disc 1/01 - Prelude.m4a"),
+        fixtures().join("unsupported/ac3-in-matroska.mka"),
+    ];
+    let mut n = 0;
+    for src in &sources {
+        let data = std::fs::read(src).unwrap();
+        let ext = src.extension().unwrap().to_str().unwrap();
+        let len = data.len();
+        let mut variants: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated", data[..len / 3].to_vec()),
+            ("empty", Vec::new()),
+            ("header", {
+                let mut d = data.clone();
+                d[..64.min(len)].fill(0);
+                d
+            }),
+            ("middle", {
+                let mut d = data.clone();
+                let at = len * 2 / 5;
+                for (i, b) in d[at..(at + 4096).min(len)].iter_mut().enumerate() {
+                    *b ^= (i as u8).wrapping_mul(31) | 1;
+                }
+                d
+            }),
+            ("tail-only", data[len / 2..].to_vec()),
+        ];
+        if ext == "wav" {
+            // Sizes claiming gigabytes that are not there.
+            let mut d = data.clone();
+            d[4..8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+            let at = d.windows(4).position(|w| w == b"data").unwrap();
+            d[at + 4..at + 8].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+            variants.push(("huge-size", d));
+        }
+        for (kind, bytes) in variants {
+            std::fs::write(bad.join(format!("{kind}.{ext}")), bytes).unwrap();
+            n += 1;
+        }
+    }
+    let db = tmp.path().join("index");
+    let out = ostid(&db).arg("index").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let summary = err.lines().last().unwrap();
+    let count = |what: &str| -> usize {
+        let at = summary.find(what).unwrap_or_else(|| panic!("{summary}")) + what.len() + 1;
+        summary[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (indexed, damaged, failed) = (count("indexed"), count("damaged"), count("failed"));
+    assert_eq!(indexed + damaged + failed, n, "{err}");
+    // Every damaged or failed file is named with its reason.
+    let reported = err.lines().filter(|l| l.starts_with("ostid: ")).count();
+    assert_eq!(reported, damaged + failed, "{err}");
+    assert!(failed >= sources.len(), "every empty file fails: {err}");
+    // The index holds what decoded and is consistent.
+    ostid(&db).arg("verify").assert().code(0);
+}
