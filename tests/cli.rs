@@ -1449,3 +1449,19 @@ fn damaged_files_of_every_format_are_reported_never_a_panic() {
     // The index holds what decoded and is consistent.
     ostid(&db).arg("verify").assert().code(0);
 }
+
+#[test]
+fn a_clip_longer_than_ten_minutes_is_identified_from_its_start() {
+    let (tmp, db) = indexed();
+    let long = tmp.path().join("eleven-minutes.wav");
+    write_long_wav(&long, 660);
+    ostid(&db)
+        .args(["match", "--json"])
+        .arg(&long)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("\"match\":null"))
+        .stderr(predicate::str::contains(
+            "longer than 10:00.0; identified from its start",
+        ));
+}

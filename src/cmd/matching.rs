@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use super::{exit_on_interrupt, pool, requested_params, MatchConfig, Status};
-use crate::decode::{self, Flow, Source};
+use crate::decode::{self, DecodeError, Flow, Source};
 use crate::fingerprint::{Fingerprinter, Role};
 use crate::hash::Landmark;
 use crate::matcher::Matcher;
@@ -24,6 +24,10 @@ const BATCH: usize = 64;
 
 /// A query shorter than this cannot be identified.
 const MIN_QUERY_S: f64 = 0.25;
+
+/// A clip longer than this is identified from its start (memory stays
+/// bounded whatever comes down a pipe); `ostid scan` reads any length.
+const MAX_QUERY_S: usize = 600;
 
 /// Audio kept per clip for the warp search (the first minute).
 const MAX_WARP_SAMPLES_S: usize = 60;
@@ -43,21 +47,36 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     let mut landmarks = Vec::new();
     let mut samples = Vec::new();
     let keep = MAX_WARP_SAMPLES_S * params.sample_rate_hz as usize;
+    let limit = MAX_QUERY_S * params.sample_rate_hz as usize;
+    let mut seen = 0usize;
     let mut fp_time = 0.0;
-    decode::decode(
+    let decoded = decode::decode(
         &Source::from_arg(query),
         params.sample_rate_hz,
         MIN_QUERY_S,
         |chunk| {
             let t = Instant::now();
+            let chunk = &chunk[..chunk.len().min(limit - seen)];
+            seen += chunk.len();
             fp.push(chunk, &mut |l| landmarks.push(l));
             let room = keep.saturating_sub(samples.len());
             samples.extend_from_slice(&chunk[..chunk.len().min(room)]);
             fp_time += t.elapsed().as_secs_f64();
-            Flow::Continue
+            if seen >= limit {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
         },
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    match decoded {
+        Ok(_) => {}
+        Err(DecodeError::Interrupted) if seen >= limit => eprintln!(
+            "ostid: {query}: longer than {}; identified from its start (`ostid scan` reads a recording of any length)",
+            output::clock(MAX_QUERY_S as f64)
+        ),
+        Err(e) => return Err(e.to_string()),
+    }
     let t = Instant::now();
     fp.finish(&mut |l| landmarks.push(l));
     fp_time += t.elapsed().as_secs_f64();
