@@ -14,6 +14,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn main() -> ExitCode {
     ostid::decode::quiet_decoder_panics();
+    // A file-size limit (`ulimit -f`) or a full disk must be a clear write
+    // error, not SIGXFSZ killing the process mid-commit.
+    // SAFETY: setting a signal's disposition to "ignore" at startup, before
+    // any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = ostid::cli::Cli::parse();
     match ostid::run(cli) {
         Ok(status) => ExitCode::from(status as u8),

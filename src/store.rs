@@ -933,7 +933,9 @@ fn take_lock(dir: &Path) -> Result<File> {
             return Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
     }
-    let cmd: Vec<String> = std::env::args().collect();
+    let cmd: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     file.set_len(0)?;
     let mut w = &file;
     writeln!(w, "pid {} ({})", std::process::id(), cmd.join(" "))

@@ -1465,3 +1465,70 @@ fn a_clip_longer_than_ten_minutes_is_identified_from_its_start() {
             "longer than 10:00.0; identified from its start",
         ));
 }
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_the_index_stays_consistent() {
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    // A file-size limit of 20 KB: the postings file cannot be written.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -f 40; exec "$0" "$@""#)
+        .arg(assert_cmd::cargo::cargo_bin("ostid"))
+        .arg("--db")
+        .arg(&db)
+        .arg("index")
+        .arg(fixtures().join("library"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("disk full?") && err.contains("run the same command again"),
+        "{err}"
+    );
+    ostid(&db).arg("verify").assert().code(0);
+    ostid(&db)
+        .arg("index")
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("indexed 7, unchanged 0"));
+    ostid(&db).arg("verify").assert().code(0);
+}
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_indexed_listed_and_removed() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = TempDir::new().unwrap();
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"Coda caf\xe9.flac");
+    let file = lib.join(name);
+    std::fs::copy(
+        fixtures().join("library/Hollow Crown/Disc 2/01 - Coda.flac"),
+        &file,
+    )
+    .unwrap();
+    let db = tmp.path().join("index");
+    ostid(&db).arg("index").arg(&lib).assert().code(0);
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .arg(fixtures().join("queries/Coda@2.500_clean.wav"))
+        .output()
+        .unwrap();
+    let m = json_lines(&out).remove(0).best.unwrap();
+    assert!(m.path.ends_with("Coda caf\u{fffd}.flac"), "{}", m.path);
+    ostid(&db).arg("verify").assert().code(0);
+    // Unchanged on a second run (the exact bytes are the key).
+    ostid(&db)
+        .arg("index")
+        .arg(&lib)
+        .assert()
+        .stderr(predicate::str::contains("indexed 0, unchanged 1"));
+    ostid(&db).arg("rm").arg(&file).assert().code(0);
+    ostid(&db)
+        .args(["stats", "--json"])
+        .assert()
+        .stdout(predicate::str::contains("\"tracks\":0,"));
+}

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use super::{interrupted, pool, requested_params, watch_interrupt, IndexConfig, Status};
@@ -323,7 +323,9 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         pending.commit(&mut store, failpoint)
     });
     pb.finish_and_clear();
-    writer_result?;
+    writer_result.context(
+        "indexing stopped; every track committed before this is kept: fix the cause and run the same command again",
+    )?;
     store.flush()?;
 
     let elapsed = started.elapsed().as_secs_f64();
