@@ -639,8 +639,17 @@ fn resample_chunk(from_hz: usize, to_hz: usize) -> usize {
     chunk
 }
 
+/// Sample rates audio is really stored at: a header claiming more (or less)
+/// is damaged, and resampling from it would size buffers from that claim.
+const SANE_RATES_HZ: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
 impl Resample {
     fn new(from_hz: u32, to_hz: u32) -> Result<Resample, DecodeError> {
+        if !SANE_RATES_HZ.contains(&from_hz) {
+            return Err(DecodeError::Corrupt(format!(
+                "the stream claims a sample rate of {from_hz} Hz (damaged header)"
+            )));
+        }
         let inner = if from_hz == to_hz {
             None
         } else {

@@ -1256,10 +1256,21 @@ fn a_decoder_panic_on_hostile_input_is_that_files_error() {
         .assert()
         .code(2)
         .stderr(
-            predicate::str::contains("failed 1")
+            predicate::str::contains("failed 2")
                 .and(predicate::str::contains("unchanged 7"))
                 .and(predicate::str::contains("panicked").not()),
         );
+    // Also found by it: a 567-byte WAV claiming 1.95 GHz, which made the
+    // resampler plan gigabytes (1.2 GB, 8 s); now refused at once.
+    ostid(&db)
+        .arg("match")
+        .arg(fixtures().join("fuzzed/wav-absurd-rate.wav"))
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "claims a sample rate of 1951612544 Hz",
+        ));
 }
 
 #[test]
