@@ -19,6 +19,13 @@ fn ostid(db: &Path) -> Command {
     c
 }
 
+/// The binary as a plain process (to signal, kill or cut its pipes).
+fn ostid_process(db: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"));
+    c.arg("--db").arg(db).env_remove("OSTID_DB");
+    c
+}
+
 fn indexed() -> (TempDir, PathBuf) {
     let tmp = TempDir::new().expect("tempdir");
     let db = tmp.path().join("index");
@@ -601,8 +608,8 @@ fn an_empty_file_says_so() {
 fn a_closed_output_pipe_ends_quietly_with_0() {
     let (_tmp, db) = indexed();
     let clip = fixtures().join("queries/Coda@2.500_clean.wav");
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"));
-    cmd.arg("--db").arg(&db).args(["match", "--json"]);
+    let mut cmd = ostid_process(&db);
+    cmd.args(["match", "--json"]);
     // Enough output to overflow any buffer after the reader is gone.
     for _ in 0..300 {
         cmd.arg(&clip);
@@ -648,9 +655,7 @@ fn ctrl_c_during_index_keeps_what_is_done_and_exits_130() {
     std::fs::create_dir(&extra).unwrap();
     // Long enough to still be decoding when the signal lands.
     write_long_wav(&extra.join("long.wav"), 3600);
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"))
-        .arg("--db")
-        .arg(&db)
+    let child = ostid_process(&db)
         .args(["index", "-j", "1"])
         .arg(&extra)
         .arg(fixtures().join("library"))
@@ -677,9 +682,7 @@ fn ctrl_c_during_index_keeps_what_is_done_and_exits_130() {
 fn ctrl_c_during_match_exits_130() {
     let (_tmp, db) = indexed();
     // Standard input that never ends: the match is waiting for audio.
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"))
-        .arg("--db")
-        .arg(&db)
+    let child = ostid_process(&db)
         .args(["match", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -1192,9 +1195,7 @@ fn a_sigkill_mid_run_resumes_to_the_same_index() {
     write_long_wav(&long.join("long.wav"), 3600);
     // One worker decodes the long file (longest first), the other commits
     // fixture tracks one by one; kill once some are on disk.
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ostid"))
-        .arg("--db")
-        .arg(&db)
+    let mut child = ostid_process(&db)
         .args(["index", "-j", "2"])
         .arg(&long)
         .arg(fixtures().join("library"))
