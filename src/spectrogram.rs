@@ -101,7 +101,10 @@ impl SpectrogramBuilder {
                 .iter_mut()
                 .zip(&self.spectrum[self.first_bin..self.avail_end])
             {
-                *dst = c.norm_sqr() * self.scale;
+                // NaN or infinite samples (a broken decoder's output) would
+                // make every bin a peak: they count as silence.
+                let p = c.norm_sqr() * self.scale;
+                *dst = if p.is_finite() { p } else { 0.0 };
             }
             on_frame(&self.frame);
             self.frames += 1;
@@ -144,6 +147,16 @@ mod tests {
             assert_eq!(argmax + p.first_bin(), 128);
             let db = 10.0 * max.log10();
             assert!(db.abs() < 0.5, "full-scale sine should be ~0 dB, got {db}");
+        }
+    }
+
+    #[test]
+    fn nan_and_infinite_samples_are_silence() {
+        let p = Params::default();
+        let mut s: Vec<f32> = vec![f32::NAN; 4000];
+        s.extend(std::iter::repeat_n(f32::INFINITY, 4000));
+        for f in frames_of(&s, &p, 500) {
+            assert!(f.iter().all(|&v| v == 0.0));
         }
     }
 
