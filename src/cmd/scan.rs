@@ -135,12 +135,8 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     let mut next = 0usize;
     let mut failure: Option<anyhow::Error> = None;
     let mut closed: Vec<Segment> = Vec::new();
-    let step = |samples: &[f32],
-                start: usize,
-                looker: &mut Looker,
-                sheet: &mut CueSheet,
-                closed: &mut Vec<Segment>|
-     -> Result<()> {
+    // One window: look it up, hand its hits to the sheet, collect what closes.
+    let mut step = |samples: &[f32], start: usize, closed: &mut Vec<Segment>| -> Result<()> {
         let start_s = start as f64 / rate;
         let o = looker.look(samples, start_s)?;
         sheet.push(start_s, hits(o, start_s, frame_s, fft_s), &mut |s| {
@@ -153,13 +149,7 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
         buf.extend_from_slice(chunk);
         while buf_start + buf.len() >= next + window {
             let at = next - buf_start;
-            if let Err(e) = step(
-                &buf[at..at + window],
-                next,
-                &mut looker,
-                &mut sheet,
-                &mut closed,
-            ) {
+            if let Err(e) = step(&buf[at..at + window], next, &mut closed) {
                 failure = Some(e);
                 return Flow::Stop;
             }
@@ -189,7 +179,7 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     let tail_start = total.saturating_sub(window).max(buf_start);
     if total > covered && total - tail_start >= rate as usize {
         let at = tail_start - buf_start;
-        step(&buf[at..], tail_start, &mut looker, &mut sheet, &mut closed)?;
+        step(&buf[at..], tail_start, &mut closed)?;
     }
     sheet.finish(&mut |s| closed.push(s));
     for s in closed.drain(..) {
