@@ -1,5 +1,6 @@
 //! Experiment: score of the right track as the query warp varies.
-//! `warp_sweep DB MANIFEST KIND LENGTH MODE` (MODE: speed, tempo, pitch).
+//! `warp_sweep DB MANIFEST KIND LENGTH MODE [FAN_OUT]` (MODE: speed, tempo,
+//! pitch; MANIFEST: a `manifest-KIND.json` of `benches/eval.py`).
 use ostid::decode::{decode, Flow, Source};
 use ostid::fingerprint::{Fingerprinter, Role};
 use ostid::matcher::Matcher;
@@ -23,7 +24,9 @@ fn main() {
     let mode = &a[5];
     let factors: Vec<f64> = (-24..=24).map(|i| 1.0 + i as f64 * 0.0025).collect();
     let mut n = 0;
-    for c in manifest["clips"].as_array().unwrap() {
+    // A per-kind manifest is a list; the old single manifest had "clips".
+    let clips = manifest.get("clips").unwrap_or(&manifest);
+    for c in clips.as_array().unwrap() {
         if c["kind"] != *kind || c["length"].as_u64() != Some(length) || c["group"] != "known" {
             continue;
         }
