@@ -95,6 +95,21 @@ pub struct TrackRecord {
     pub head_hash: Option<u64>,
 }
 
+impl TrackRecord {
+    /// The exact bytes of the track's path: the key of its file record.
+    pub fn path_key(&self) -> Vec<u8> {
+        self.path_bytes
+            .clone()
+            .unwrap_or_else(|| self.path.as_bytes().to_vec())
+    }
+
+    /// Whether the track's file is still there.
+    pub fn file_exists(&self) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        Path::new(std::ffi::OsStr::from_bytes(&self.path_key())).exists()
+    }
+}
+
 /// Counters kept in the index (never recounted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
@@ -589,10 +604,7 @@ impl Store {
             let Some(rec) = self.track(id)? else { continue };
             by_segment.entry(rec.segment).or_default().insert(rec.slot);
             batch.remove(&track_key(id)[..]);
-            let path_key = rec
-                .path_bytes
-                .clone()
-                .unwrap_or_else(|| rec.path.as_bytes().to_vec());
+            let path_key = rec.path_key();
             // Only drop the file record if it still points at this track.
             if let Some(cur) = self.db.get(file_key(&path_key))? {
                 if cur.as_ref() == id.to_be_bytes() {
@@ -778,11 +790,7 @@ impl Store {
                     String::from_utf8_lossy(&k[1..])
                 )),
                 Some(t) => {
-                    let want = t
-                        .path_bytes
-                        .clone()
-                        .unwrap_or_else(|| t.path.as_bytes().to_vec());
-                    if want != k[1..] {
+                    if t.path_key() != k[1..] {
                         problems.push(format!(
                             "the file record of {} names track {id}, which is {}",
                             String::from_utf8_lossy(&k[1..]),

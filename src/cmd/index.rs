@@ -134,14 +134,9 @@ struct Tally {
 
 /// Tracks whose files no longer exist (and that know their head hash), by size.
 fn missing_by_size(store: &Store) -> Result<HashMap<u64, Vec<TrackRecord>>> {
-    use std::os::unix::ffi::OsStrExt;
     let mut out: HashMap<u64, Vec<TrackRecord>> = HashMap::new();
     for t in store.tracks()? {
-        let bytes = t
-            .path_bytes
-            .clone()
-            .unwrap_or_else(|| t.path.as_bytes().to_vec());
-        if t.head_hash.is_some() && !Path::new(std::ffi::OsStr::from_bytes(&bytes)).exists() {
+        if t.head_hash.is_some() && !t.file_exists() {
             out.entry(t.size).or_default().push(t);
         }
     }
@@ -232,10 +227,7 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                 };
                 match moved_here(gone, &f) {
                     Some(mut rec) => {
-                        let old_key = rec
-                            .path_bytes
-                            .clone()
-                            .unwrap_or_else(|| rec.path.as_bytes().to_vec());
+                        let old_key = rec.path_key();
                         rec.path = f.path.to_string_lossy().into_owned();
                         rec.mtime_ns = f.mtime_ns;
                         store.relink(rec, &old_key, &key)?;

@@ -220,12 +220,6 @@ fn is_under(path: &[u8], target: &[u8]) -> bool {
             && (target.ends_with(b"/") || path.get(target.len()) == Some(&b'/')))
 }
 
-fn path_bytes(t: &TrackRecord) -> Vec<u8> {
-    t.path_bytes
-        .clone()
-        .unwrap_or_else(|| t.path.as_bytes().to_vec())
-}
-
 /// `ostid rm PATH...`: remove tracks, or every track under folders. Exit 1
 /// when nothing matched.
 pub fn rm(db: &Path, paths: &[PathBuf], json: bool, quiet: bool) -> Result<Status> {
@@ -237,7 +231,7 @@ pub fn rm(db: &Path, paths: &[PathBuf], json: bool, quiet: bool) -> Result<Statu
     let gone: Vec<TrackRecord> = store
         .tracks()?
         .into_iter()
-        .filter(|t| targets.iter().any(|r| is_under(&path_bytes(t), r)))
+        .filter(|t| targets.iter().any(|r| is_under(&t.path_key(), r)))
         .collect();
     let ids: Vec<u32> = gone.iter().map(|t| t.id).collect();
     store.remove(&ids)?;
@@ -271,19 +265,14 @@ fn report_removed(gone: &[TrackRecord], json: bool) -> Result<()> {
 pub fn prune(db: &Path, dry_run: bool, force: bool, json: bool, quiet: bool) -> Result<Status> {
     let mut store = Store::open(db, Access::Write, None)?;
     let tracks = store.tracks()?;
-    let missing = |t: &TrackRecord| {
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = path_bytes(t);
-        !Path::new(std::ffi::OsStr::from_bytes(&bytes)).exists()
-    };
-    let gone: Vec<&TrackRecord> = tracks.iter().filter(|t| missing(t)).collect();
+    let gone: Vec<&TrackRecord> = tracks.iter().filter(|t| !t.file_exists()).collect();
     if !force {
         for root in store.roots()? {
             let under: Vec<&TrackRecord> = tracks
                 .iter()
-                .filter(|t| is_under(&path_bytes(t), &root))
+                .filter(|t| is_under(&t.path_key(), &root))
                 .collect();
-            if !under.is_empty() && under.iter().all(|t| missing(t)) {
+            if !under.is_empty() && under.iter().all(|t| !t.file_exists()) {
                 bail!(
                     "every track under {} ({} tracks) is missing: is the drive unmounted? Mount it, or pass --force to drop them",
                     String::from_utf8_lossy(&root),
