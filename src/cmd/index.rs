@@ -151,7 +151,11 @@ fn moved_here(gone: &mut HashMap<u64, Vec<TrackRecord>>, f: &FoundFile) -> Optio
     Some(same_size.swap_remove(i))
 }
 
-fn record_for(f: &FoundFile, report: &DecodeReport) -> (TrackRecord, Vec<u8>) {
+fn record_for(
+    f: &FoundFile,
+    report: &DecodeReport,
+    head_hash: Option<u64>,
+) -> (TrackRecord, Vec<u8>) {
     let info = library::track_info(&f.path, &report.tags);
     let damaged = match (report.truncated_at_s, report.damaged_packets) {
         (Some(t), _) => Some(format!("truncated at {}", clock(t))),
@@ -180,7 +184,7 @@ fn record_for(f: &FoundFile, report: &DecodeReport) -> (TrackRecord, Vec<u8>) {
         landmarks: 0,
         segment: 0,
         slot: 0,
-        head_hash: library::head_hash(&f.path).ok(),
+        head_hash,
     };
     (rec, library::path_key(&f.path))
 }
@@ -260,7 +264,9 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                         if interrupted() || abort.load(Ordering::Relaxed) {
                             return;
                         }
-                        let res = fingerprint_file(&f.path, params);
+                        // Read while the file is hot, on the worker, not the writer.
+                        let res = fingerprint_file(&f.path, params)
+                            .map(|(r, l)| (r, l, library::head_hash(&f.path).ok()));
                         let _ = tx.send((f, *replaced, res));
                     })
             })
@@ -278,8 +284,8 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                     tally.failed += 1;
                     pb.suspend(|| eprintln!("ostid: {}: {e}", f.path.display()));
                 }
-                Ok((report, landmarks)) => {
-                    let (record, path_key) = record_for(f, &report);
+                Ok((report, landmarks, head_hash)) => {
+                    let (record, path_key) = record_for(f, &report, head_hash);
                     if let Some(d) = &record.damaged {
                         tally.damaged += 1;
                         pb.suspend(|| {
