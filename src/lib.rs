@@ -8,12 +8,14 @@
 //! when indexing, or to the [`matcher`], which votes on consistent time
 //! offsets and returns data that [`output`] renders. [`params`] holds every
 //! knob in one struct whose digest the index records; [`library`] walks
-//! folders and names tracks; [`warp`] finds clips played faster, slower or
+//! folders and names tracks; [`closelook`] looks again at clips under
+//! dialogue or noise; [`warp`] finds clips played faster, slower or
 //! transposed; [`cuesheet`] merges the windows of a long recording into
 //! cues, which [`timeline`] draws; [`cmd`] has one file per subcommand; [`cli`] is the only
 //! place that knows clap.
 
 pub mod cli;
+pub mod closelook;
 pub mod cmd;
 pub mod cuesheet;
 pub mod decode;

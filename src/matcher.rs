@@ -278,6 +278,26 @@ impl Matcher {
         per_track
     }
 
+    /// Every track's best offset for a query, strong or not, best first:
+    /// (track path, offset in frames, votes, query windows). For tuning and
+    /// diagnostics (`examples/score_probe.rs`).
+    pub fn track_scores(&mut self, landmarks: &[Landmark]) -> Result<Vec<(String, i64, u32, u32)>> {
+        let votes = self.sorted_votes(landmarks)?;
+        let per_track = self.candidates(&votes, 0);
+        let mut out: Vec<(String, i64, u32, u32)> = per_track
+            .into_iter()
+            .filter_map(|(t, cands)| {
+                let best = cands
+                    .iter()
+                    .max_by_key(|c| (c.score, std::cmp::Reverse(c.offset)))?;
+                let rec = self.tracks.get(&t)?;
+                Some((rec.path.clone(), best.offset, best.score, best.windows))
+            })
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
     /// Identify a query from its landmarks. `top` >= 1 is how many answers
     /// the caller wants at least (best + runner-ups).
     pub fn identify(&mut self, landmarks: &[Landmark], top: usize) -> Result<Outcome> {

@@ -55,6 +55,38 @@ pub struct Params {
     /// only: changing it never needs a rebuild).
     #[serde(default)]
     pub warp: WarpParams,
+    /// The second look at a clip the first could not name (query side
+    /// only: changing it never needs a rebuild).
+    #[serde(default)]
+    pub close_look: CloseLookParams,
+}
+
+/// How `match` and `scan` look again at a clip the first look could not
+/// name: query peaks from smaller neighbourhoods, so that music peaks next
+/// to louder speech or noise are kept. More peaks mean more chance votes,
+/// hence a threshold of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloseLookParams {
+    /// Look again at all. Default true.
+    pub enabled: bool,
+    /// A query peak is the maximum of +-this many bins... Default 3.
+    pub radius_bins: usize,
+    /// ...and +-this many frames. Default 3.
+    pub radius_frames: usize,
+    /// Votes an answer of the second look needs. Default 12.
+    pub min_votes: u32,
+}
+
+impl Default for CloseLookParams {
+    fn default() -> CloseLookParams {
+        CloseLookParams {
+            enabled: true,
+            radius_bins: 3,
+            radius_frames: 3,
+            min_votes: 12,
+        }
+    }
 }
 
 /// How `match` looks for a clip whose speed, tempo or pitch was changed.
@@ -133,6 +165,7 @@ impl Default for Params {
             vote_window_frames: 31,
             min_windows: 3,
             warp: WarpParams::default(),
+            close_look: CloseLookParams::default(),
         }
     }
 }
@@ -220,14 +253,19 @@ impl Params {
                 "warp: ranges must be in [0, 0.5) (pitch 0..=6 semitones), steps > 0".into(),
             );
         }
+        let c = &self.close_look;
+        if c.radius_bins == 0 && c.radius_frames == 0 {
+            return Err("close_look: a radius must be >= 1".into());
+        }
         Ok(())
     }
 
     /// A stable 64-bit digest (FNV-1a over the JSON form) of what shapes
-    /// the stored fingerprints: the warp search is left out.
+    /// the stored fingerprints: the query-side searches are left out.
     pub fn digest(&self) -> u64 {
         let stored = Params {
             warp: WarpParams::default(),
+            close_look: CloseLookParams::default(),
             ..self.clone()
         };
         let json = serde_json::to_string(&stored).expect("params serialize");

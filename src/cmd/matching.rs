@@ -10,10 +10,11 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use super::{exit_on_interrupt, pool, requested_params, MatchConfig, Status};
+use crate::closelook;
 use crate::decode::{self, DecodeError, Flow, Source};
 use crate::fingerprint::{Fingerprinter, Role};
 use crate::hash::Landmark;
-use crate::matcher::Matcher;
+use crate::matcher::{Matcher, Outcome};
 use crate::output::{self, ClipResult};
 use crate::params::Params;
 use crate::store::{Access, Store};
@@ -89,6 +90,18 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     })
 }
 
+/// The straight look, then the close look for a clip it cannot name, then
+/// the warp search.
+fn look(matcher: &mut Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
+    let straight = matcher.identify(&p.landmarks, top)?;
+    if straight.best.is_none() {
+        if let Some(o) = closelook::identify(matcher, &p.samples, top)? {
+            return Ok(o);
+        }
+    }
+    warp::identify(matcher, &p.samples, straight, top)
+}
+
 fn read_list(path: &PathBuf) -> Result<Vec<String>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(io::BufReader::new(io::stdin()))
@@ -147,10 +160,7 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
                 },
                 Ok(p) => {
                     let t = Instant::now();
-                    let outcome = matcher
-                        .identify(&p.landmarks, cfg.top)
-                        .and_then(|o| warp::identify(&mut matcher, &p.samples, o, cfg.top))
-                        .map_err(|e| format!("{e:#}"));
+                    let outcome = look(&mut matcher, &p, cfg.top).map_err(|e| format!("{e:#}"));
                     let match_ms = p.fingerprint_ms + t.elapsed().as_secs_f64() * 1000.0;
                     ClipResult {
                         query: query.clone(),

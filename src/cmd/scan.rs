@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::{exit_on_interrupt, ScanConfig, Status};
+use crate::closelook;
 use crate::cuesheet::{CueRules, CueSheet, Hit, Segment};
 use crate::decode::{self, Flow, Source};
 use crate::matcher::{Matcher, Outcome};
@@ -47,6 +48,9 @@ impl Looker {
             if o.best.is_some() {
                 return Ok(warp::labelled(o, change));
             }
+        }
+        if let Some(o) = closelook::identify(&mut self.matcher, samples, 1)? {
+            return Ok(o);
         }
         if start_s - self.last_search_s < WARP_SEARCH_EVERY_S {
             return Ok(straight);
