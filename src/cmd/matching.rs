@@ -90,16 +90,19 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     })
 }
 
-/// The straight look, then the close look for a clip it cannot name, then
-/// the warp search.
+/// The straight look, then for a clip it cannot name the warp search, then
+/// the close look. The warp search goes first: a transposed clip has many
+/// smeared peaks, and the close look at it unwarped can gather enough
+/// chance votes for another track (measured: pitch -1 10 s 97 % -> 90 %
+/// with the close look first).
 fn look(matcher: &mut Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
     let straight = matcher.identify(&p.landmarks, top)?;
-    if straight.best.is_none() {
-        if let Some(o) = closelook::identify(matcher, &p.samples, top)? {
-            return Ok(o);
-        }
+    let named = straight.best.is_some();
+    let o = warp::identify(matcher, &p.samples, straight, top)?;
+    if named || o.best.is_some() {
+        return Ok(o);
     }
-    warp::identify(matcher, &p.samples, straight, top)
+    Ok(closelook::identify(matcher, &p.samples, top)?.unwrap_or(o))
 }
 
 fn read_list(path: &PathBuf) -> Result<Vec<String>> {
