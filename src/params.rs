@@ -296,6 +296,17 @@ mod tests {
     }
 
     #[test]
+    fn query_side_searches_leave_the_digest_alone() {
+        let mut p = Params::default();
+        p.warp.max_speed = 0.04;
+        p.close_look.enabled = false;
+        p.close_look.radius_bins = 2;
+        assert_eq!(p.digest(), Params::default().digest());
+        p.query_radius_bins = 5;
+        assert_ne!(p.digest(), Params::default().digest());
+    }
+
+    #[test]
     fn bins_cover_the_band() {
         let p = Params::default();
         assert_eq!(p.first_bin(), 13);

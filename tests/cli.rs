@@ -1544,3 +1544,57 @@ fn a_file_name_that_is_not_utf8_is_indexed_listed_and_removed() {
         .assert()
         .stdout(predicate::str::contains("\"tracks\":0,"));
 }
+
+/// Music under far louder speech: the first look at the clip finds no
+/// match, the close look (query peaks of smaller neighbourhoods) names it.
+/// The synthetic voice is sparse (harmonics in syllable bursts), so it takes
+/// 24 dB over the music to hide it from the first look.
+#[test]
+fn music_under_speech_is_found_by_the_close_look() {
+    let tmp = TempDir::new().expect("tempdir");
+    let lib = fixtures().join("library");
+    let market = pcm_8k(&lib.join("Ember Road/02. Night Market.ogg"));
+    let r = 8000;
+    let music = &market[2 * r..10 * r];
+    let speech = synthetic_speech(8.0);
+    let k = rms(music) / rms(&speech) * 10f32.powf(24.0 / 20.0);
+    let mix: Vec<f32> = music
+        .iter()
+        .zip(&speech)
+        .map(|(m, s)| (m + s * k) * 0.3)
+        .collect();
+    let clip = tmp.path().join("under-speech.wav");
+    write_wav(&clip, &mix, 8000);
+
+    // Without the close look (recorded in the index's parameters): no match.
+    let mut without = ostid::params::Params::default();
+    without.close_look.enabled = false;
+    let params = tmp.path().join("params.json");
+    std::fs::write(&params, serde_json::to_string(&without).expect("json")).expect("write");
+    let plain = tmp.path().join("plain");
+    ostid(&plain)
+        .args(["index", "--params"])
+        .arg(&params)
+        .arg(&lib)
+        .assert()
+        .code(0);
+    ostid(&plain)
+        .args(["match", "--json"])
+        .arg(&clip)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(r#""match":null"#));
+
+    let (_keep, db) = indexed();
+    let out = ostid(&db)
+        .args(["match", "--json"])
+        .arg(&clip)
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let m = json_lines(&out)[0].best.clone().expect("named");
+    assert_eq!(m.title, "Night Market");
+    assert!((m.offset_s - 2.0).abs() < 0.05, "offset {}", m.offset_s);
+    assert!(m.score >= without.close_look.min_votes, "score {}", m.score);
+}
