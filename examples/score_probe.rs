@@ -5,9 +5,9 @@
 //! prints one line per clip: group kind length truth wrong wrong_windows
 //! landmarks truth_path truth_offset wrong_offset wrong_path.
 use ostid::decode::{decode, Flow, Source};
-use ostid::fingerprint::{Fingerprinter, Role};
 use ostid::matcher::Matcher;
 use ostid::store::{Access, Store};
+use ostid::warp::{self, Warp};
 
 fn env(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -44,10 +44,7 @@ fn main() {
                 },
             )
             .unwrap();
-            let mut fp = Fingerprinter::new(&params, Role::Query);
-            let mut lms = Vec::new();
-            fp.push(&samples, &mut |l| lms.push(l));
-            fp.finish(&mut |l| lms.push(l));
+            let lms = warp::landmarks(&params, &samples, Warp::NONE);
             let scores = m.track_scores(&lms).unwrap();
             let truth = c["path"].as_str().unwrap();
             let mut t = 0;

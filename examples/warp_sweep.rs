@@ -2,10 +2,9 @@
 //! `warp_sweep DB MANIFEST KIND LENGTH MODE [FAN_OUT]` (MODE: speed, tempo,
 //! pitch; MANIFEST: a `manifest-KIND.json` of `benches/eval.py`).
 use ostid::decode::{decode, Flow, Source};
-use ostid::fingerprint::{Fingerprinter, Role};
 use ostid::matcher::Matcher;
 use ostid::store::{Access, Store};
-use ostid::warp::Warp;
+use ostid::warp::{self, Warp};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -60,10 +59,7 @@ fn main() {
                 },
             };
             let t = std::time::Instant::now();
-            let mut fp = Fingerprinter::warped(&params, Role::Query, warp);
-            let mut lms = Vec::new();
-            fp.push(&samples, &mut |l| lms.push(l));
-            fp.finish(&mut |l| lms.push(l));
+            let lms = warp::landmarks(&params, &samples, warp);
             let o = m.identify(&lms, 3).unwrap();
             spent += t.elapsed().as_secs_f64();
             calls += 1;
