@@ -2,13 +2,22 @@
 """ostid evaluation on real soundtracks: accuracy under damage, false
 positives, speed, index size and memory, against the gates in DEVELOPERS.md.
 
-    python3 benches/eval.py            # full: 100 clips per cell, 324 held-out
-    python3 benches/eval.py --quick    # 30 per cell, 108 held-out (a few minutes)
+    python3 benches/eval.py                 # the reporting half, both library sizes
+    python3 benches/eval.py --half tune     # the tuning half: choose rules here
+    python3 benches/eval.py --quick         # fewer clips per cell
+
+Works are split into a tuning half and a reporting half (TUNE_WORKS): rules,
+thresholds and the confidence model are chosen on the first and reported on
+the second. Positives come from the indexed pieces of the evaluation
+library; unknown clips from its held-out pieces and from 14 works that are
+never indexed. Each half is matched against the evaluation library and
+against it plus ~35 h of speed-changed copies (`--size`).
 
 Rebuilds corpus, clips and table from scratch on a fresh machine (installs
 ffmpeg, sox, espeak-ng and numpy if missing); a second run reuses the cache
-(default ./cache, never committed). Writes a Markdown report to stdout and
-JSON to CACHE/results-<preset>.json.
+(default ./cache, never committed). Writes a Markdown report to stdout, JSON
+to CACHE/results-PRESET-SIZE-HALF.json and every answer to
+CACHE/answers-PRESET-SIZE.jsonl.
 """
 import argparse, hashlib, json, os, random, re, shutil, statistics, subprocess, sys, time
 
@@ -161,55 +170,84 @@ def make_clip(cache, kind, music, out_base, rng, nprng, speech):
     return wav
 
 
-def build_queries(cache, indexed, held, per_cell, held_per_cell, seed, degradations):
-    """Clips per damage kind, each kind seeded on its own and cached in its
-    own manifest: adding a kind leaves the others' clips as they were."""
+# Every work belongs to one half. Rules, thresholds and the confidence model
+# are chosen on the tuning half; the tables are reported on the other.
+# Library works give the positives (and their held-out pieces unknown clips);
+# the unknown works are never indexed.
+TUNE_WORKS = {"Drascula", "Advanced Strategic Command",
+              "SuperTux", "Frozen Bubble", "OpenClonk", "Planet Blupi",
+              "Endgame: Singularity", "Pushover", "X-Moto"}
+# Damage kinds of the unknown clips: the plain case, and those that send a
+# clip through the warp search and the close look.
+UNKNOWN_KINDS = ["clean", "mp3_64k", "pink_0db", "dialogue", "speed_+4", "pitch_+1"]
+
+
+def half_of(path):
+    return "tune" if os.path.basename(os.path.dirname(path)) in TUNE_WORKS else "report"
+
+
+def build_queries(cache, indexed, unknown, counts, seed):
+    """Clips per (half, group, damage kind), each seeded on its own and
+    cached in its own manifest. `counts[(half, group)]` is the number of
+    clips per length; unknown clips go round the pool's tracks so that
+    every track gives clips."""
     import numpy as np
-    qdir = os.path.join(cache, f"queries-{seed}-{per_cell}-{held_per_cell}")
+    qdir = os.path.join(cache, f"queries-v2-{seed}")
     os.makedirs(qdir, exist_ok=True)
     speech = None
     pcm = {}
     clips = []
+    pools = {}
+    for path in indexed:
+        pools.setdefault((half_of(path), "known"), []).append(path)
+    for path in unknown:
+        pools.setdefault((half_of(path), "unknown"), []).append(path)
 
-    for kind in degradations:
-        manifest = os.path.join(qdir, f"manifest-{kind}.json")
-        if os.path.exists(manifest):
-            with open(manifest) as f:
-                clips += json.load(f)
-            continue
-        if speech is None:
-            speech = speech_track(cache)
-        tag = int(hashlib.sha256(f"{seed}-{kind}".encode()).hexdigest()[:8], 16)
-        rng = random.Random(tag)
-        nprng = np.random.default_rng(tag)
+    for (half, group), n in sorted(counts.items()):
+        pool = sorted(pools.get((half, group), []))
+        kinds = DEGRADATIONS if group == "known" else UNKNOWN_KINDS
+        for kind in kinds:
+            manifest = os.path.join(qdir, f"manifest-{half}-{group}-{kind}-{n}.json")
+            if os.path.exists(manifest):
+                with open(manifest) as f:
+                    clips += json.load(f)
+                continue
+            if speech is None:
+                speech = speech_track(cache)
+            tag = int(hashlib.sha256(f"{seed}-{half}-{group}-{kind}".encode()).hexdigest()[:8], 16)
+            rng = random.Random(tag)
+            nprng = np.random.default_rng(tag)
+            order = pool[:]
+            rng.shuffle(order)
 
-        def pick(pool, length):
-            for _ in range(50):
-                path = rng.choice(pool)
-                if path not in pcm:
-                    pcm[path] = pcm_of(cache, path)
-                x = pcm[path]
-                if len(x) < (length + 1) * RATE:
-                    continue
-                start = rng.uniform(0, len(x) / RATE - length - 0.5)
-                seg = x[int(start * RATE):int(start * RATE) + length * RATE]
-                if 20 * np.log10(rms(seg)) > -50:  # not near-silent
-                    return path, start, seg
-            raise RuntimeError("no loud enough clip found")
+            def pick(i, length):
+                for k in range(200):
+                    path = order[(i + k) % len(order)] if group == "unknown" else rng.choice(order)
+                    if path not in pcm:
+                        pcm[path] = pcm_of(cache, path)
+                    x = pcm[path]
+                    if len(x) < (length + 1) * RATE:
+                        continue
+                    start = rng.uniform(0, len(x) / RATE - length - 0.5)
+                    seg = x[int(start * RATE):int(start * RATE) + length * RATE]
+                    if 20 * np.log10(rms(seg)) > -50:  # not near-silent
+                        return path, start, seg
+                raise RuntimeError("no loud enough clip found")
 
-        kclips = []
-        for length in LENGTHS:
-            for group, pool, n in (("known", indexed, per_cell), ("held", held, held_per_cell)):
+            kclips = []
+            for length in LENGTHS:
                 for i in range(n):
-                    path, start, seg = pick(pool, length)
-                    base = os.path.join(qdir, f"{group}_{kind}_{length}s_{i:03d}")
+                    path, start, seg = pick(i, length)
+                    base = os.path.join(qdir, f"{half}_{group}_{kind}_{length}s_{i:04d}")
                     q = make_clip(cache, kind, seg, base, rng, nprng, speech)
-                    kclips.append({"query": q, "group": group, "kind": kind, "length": length,
-                                   "path": path, "piece": piece_of(path), "offset_s": round(start, 3)})
-        with open(manifest + ".tmp", "w") as f:
-            json.dump(kclips, f)
-        os.replace(manifest + ".tmp", manifest)
-        clips += kclips
+                    kclips.append({"query": q, "half": half, "group": group, "kind": kind,
+                                   "length": length, "path": path, "work": os.path.basename(os.path.dirname(path)),
+                                   "piece": piece_of(path), "offset_s": round(start, 3)})
+            with open(manifest + ".tmp", "w") as f:
+                json.dump(kclips, f)
+            os.replace(manifest + ".tmp", manifest)
+            print(f"clips: {half} {group} {kind}: {len(kclips)}", file=sys.stderr)
+            clips += kclips
     return clips
 
 
@@ -229,157 +267,196 @@ def pct(a, b):
     return 100.0 * a / b if b else float("nan")
 
 
+def wilson_upper(k, n, z=1.96):
+    """95 % upper bound of a rate of k in n (Wilson score interval)."""
+    if n == 0:
+        return float("nan")
+    p = k / n
+    centre = p + z * z / (2 * n)
+    margin = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5)
+    return 100.0 * (centre + margin) / (1 + z * z / n)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="30 clips per cell (under ~3 minutes warm)")
+    ap.add_argument("--quick", action="store_true", help="fewer clips per cell")
     ap.add_argument("--cache", default=os.path.join(ROOT, "cache"))
-    ap.add_argument("--preset", action="append", help="fingerprint preset(s) to compare (default: default)")
+    ap.add_argument("--preset", default="default", help="fingerprint preset")
+    ap.add_argument("--half", choices=["tune", "report", "both"], default="report",
+                    help="which half of the works to match and report (default: report)")
+    ap.add_argument("--size", choices=["base", "large", "both"], default="both",
+                    help="library size: the evaluation library, or with the extra ~35 h indexed too")
+    ap.add_argument("--clips-only", action="store_true", help="build corpus and clips, match nothing")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     cache = os.path.abspath(args.cache)
     os.makedirs(cache, exist_ok=True)
     ensure_tools()
-    per_cell = 30 if args.quick else 100
-    held_per_cell = 4 if args.quick else 12
+    halves = ["tune", "report"] if args.half == "both" else [args.half]
+    per_cell = {("tune", "known"): 20 if args.quick else 50, ("report", "known"): 30 if args.quick else 100,
+                ("tune", "unknown"): 40 if args.quick else 120, ("report", "unknown"): 40 if args.quick else 120}
 
     lib = corpus.build(cache)
     files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(lib) for f in fs)
     indexed, held = split(files)
+    unk = corpus.build_unknown(cache)
+    unknown = held + sorted(os.path.join(dp, f) for dp, _, fs in os.walk(unk) for f in fs)
+    counts = {k: v for k, v in per_cell.items() if k[0] in halves}
+    clips = build_queries(cache, indexed, unknown, counts, args.seed)
+    sizes = ["base", "large"] if args.size == "both" else [args.size]
+    extra = corpus.build_extra(cache, indexed, args.threads) if "large" in sizes else None
+    if args.clips_only:
+        return
     run(["cargo", "build", "--release", "-q", "--bin", "ostid", "--example", "decode_only"], cwd=ROOT)
     ostid = os.path.join(ROOT, "target", "release", "ostid")
     decode_only = os.path.join(ROOT, "target", "release", "examples", "decode_only")
-    clips = build_queries(cache, indexed, held, per_cell, held_per_cell, args.seed, DEGRADATIONS)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    results = {}
-    for preset in args.preset or ["default"]:
-        results[preset] = evaluate(ostid, decode_only, cache, preset, indexed, held, clips, args.threads)
-        results[preset]["commit"] = commit
-        results[preset]["date"] = time.strftime("%Y-%m-%d")
-        results[preset]["mode"] = "quick" if args.quick else "full"
-        with open(os.path.join(cache, f"results-{preset}.json"), "w") as f:
-            json.dump(results[preset], f, indent=1)
-        report(preset, results[preset])
+    works = lambda paths: len({os.path.dirname(p) for p in paths})
+    for size in sizes:
+        r = evaluate(ostid, decode_only, cache, args.preset, size, indexed, extra, clips, args.threads)
+        r.update(commit=commit, date=time.strftime("%Y-%m-%d"), mode="quick" if args.quick else "full",
+                 halves=halves, held_out_tracks=len(held),
+                 unknown_tracks={h: len([u for u in unknown if half_of(u) == h]) for h in halves},
+                 unknown_works={h: works([u for u in unknown if half_of(u) == h]) for h in halves})
+        name = f"results-{args.preset}-{size}-{args.half}.json"
+        with open(os.path.join(cache, name), "w") as f:
+            json.dump(r, f, indent=1)
+        report(r)
 
 
-def evaluate(ostid, decode_only, cache, preset, indexed, held, clips, threads):
-    db = os.path.join(cache, f"db-{preset}")
+def index_db(ostid, db, preset, threads, paths):
     shutil.rmtree(db, ignore_errors=True)
-    _, err, el, rss = timed([ostid, "--db", db, "index", "-j", str(threads), "--preset", preset] + indexed)
+    _, err, el, rss = timed([ostid, "--db", db, "index", "-j", str(threads), "--preset", preset] + paths)
     m = re.search(r"; ([\d.]+) h of audio", err)
     hours = float(m.group(1)) if m else float("nan")
     size = int(subprocess.run(["du", "-sb", db], capture_output=True, text=True).stdout.split()[0])
-    _, err2, el2, _ = timed([ostid, "--db", db, "index", "-j", str(threads)] + indexed)
-    reindexed = re.search(r"indexed (\d+), unchanged (\d+)", err2)
-    out, _, _, _ = timed([decode_only, str(threads)] + indexed)
-    dm = re.search(r"decode only: .* = (\d+)x real time", out)
-    decode_x = float(dm.group(1)) if dm else float("nan")
+    return hours, el, rss, size
 
-    listfile = os.path.join(cache, "clips.txt")
+
+def evaluate(ostid, decode_only, cache, preset, size, indexed, extra, clips, threads):
+    db = os.path.join(cache, f"db-{preset}-{size}")
+    paths = indexed + ([extra] if size == "large" else [])
+    hours, el, rss, nbytes = index_db(ostid, db, preset, threads, paths)
+    r = {"preset": preset, "size": size, "indexed_tracks": len(indexed), "audio_hours": hours,
+         "index_s": round(el, 2), "index_x_realtime": round(hours * 3600 / el, 1),
+         "index_peak_rss_mb": round(rss, 1), "index_bytes": nbytes,
+         "mb_per_audio_hour": round(nbytes / 1e6 / hours, 3)}
+    if size == "base":
+        _, err2, el2, _ = timed([ostid, "--db", db, "index", "-j", str(threads)] + indexed)
+        reindexed = re.search(r"indexed (\d+), unchanged (\d+)", err2)
+        out, _, _, _ = timed([decode_only, str(threads)] + indexed)
+        dm = re.search(r"decode only: .* = (\d+)x real time", out)
+        decode_x = float(dm.group(1)) if dm else float("nan")
+        r.update(decode_only_x_realtime=decode_x,
+                 index_vs_decode_pct=round(100 * r["index_x_realtime"] / decode_x, 1) if decode_x == decode_x else None,
+                 reindex_s=round(el2, 3), reindex_decoded=int(reindexed.group(1)) if reindexed else None)
+
+    listfile = os.path.join(cache, f"clips-{size}.txt")
     with open(listfile, "w") as f:
         f.write("\n".join(c["query"] for c in clips) + "\n")
     out, _, match_el, match_rss = timed([ostid, "--db", db, "-q", "match", "--json", "-j", str(threads),
                                          "--from-file", listfile])
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == len(clips), (len(lines), len(clips))
-    cells, held_named, bands, lat, lat_by_kind = {}, {}, {}, [], {}
-    for c, r in zip(clips, lines):
-        m = r.get("match")
-        key = (c["kind"], c["length"])
-        if c["group"] == "held":
-            if c["length"] == 10 and "match_ms" in r:
-                lat_by_kind.setdefault("held-out", []).append(r["match_ms"])
-            h = held_named.setdefault(key, [0, 0])
+    # Every answer, for choosing rules on the tuning half (benches/tune.py).
+    with open(os.path.join(cache, f"answers-{preset}-{size}.jsonl"), "w") as f:
+        for c, a in zip(clips, lines):
+            f.write(json.dumps({"clip": c, "answer": a}) + "\n")
+    r.update(match_clips=len(clips), match_total_s=round(match_el, 1), match_peak_rss_mb=round(match_rss, 1))
+    r["halves"] = {h: score([(c, a) for c, a in zip(clips, lines) if c["half"] == h])
+                   for h in sorted({c["half"] for c in clips})}
+    return r
+
+
+def score(pairs):
+    cells, fp, bands, lat = {}, {}, {}, {}
+    for c, a in pairs:
+        m = a.get("match")
+        key = f"{c['kind']}|{c['length']}"
+        if c["length"] == 10 and "match_ms" in a:
+            lat.setdefault("unknown" if c["group"] == "unknown" else c["kind"], []).append(a["match_ms"])
+        if c["group"] == "unknown":
+            h = fp.setdefault(key, [0, 0])
             h[1] += 1
             if m:
                 h[0] += 1
-                b = band(m["confidence"])
-                bands.setdefault(b, [0, 0])[1] += 1
+                bands.setdefault(band(m["confidence"]), [0, 0])[1] += 1
             continue
         cell = cells.setdefault(key, {"n": 0, "piece": 0, "exact": 0, "offset": 0})
         cell["n"] += 1
-        if c["kind"] == "clean" and c["length"] == 10 and "match_ms" in r:
-            lat.append(r["match_ms"])
-        if c["length"] == 10 and "match_ms" in r:
-            lat_by_kind.setdefault(c["kind"], []).append(r["match_ms"])
         if not m:
             continue
-        right = corpus_piece(m["path"]) == piece_of(c["path"])
+        right = piece_of(m["path"]) == piece_of(c["path"])
         exact = os.path.realpath(m["path"]) == os.path.realpath(c["path"])
         cell["piece"] += right
         cell["exact"] += exact
         offs = [m["offset_s"]] + m.get("offsets_s", [])
         cell["offset"] += exact and any(abs(o - c["offset_s"]) <= 0.1 for o in offs)
-        b = band(m["confidence"])
-        bands.setdefault(b, [0, 0])
-        bands[b][0] += right
-        bands[b][1] += 1
-    held_total = sum(v[1] for v in held_named.values())
-    held_fp = sum(v[0] for v in held_named.values())
-    lat.sort()
+        b = bands.setdefault(band(m["confidence"]), [0, 0])
+        b[0] += right
+        b[1] += 1
+    named = sum(v[0] for v in fp.values())
+    total = sum(v[1] for v in fp.values())
     return {
-        "preset": preset,
-        "indexed_tracks": len(indexed), "held_out_tracks": len(held),
-        "audio_hours": hours, "index_s": round(el, 2), "index_x_realtime": round(hours * 3600 / el, 1),
-        "decode_only_x_realtime": decode_x,
-        "index_vs_decode_pct": round(100 * hours * 3600 / el / decode_x, 1) if decode_x == decode_x else None,
-        "index_peak_rss_mb": round(rss, 1), "index_bytes": size,
-        "mb_per_audio_hour": round(size / 1e6 / hours, 3),
-        "reindex_s": round(el2, 3), "reindex_decoded": int(reindexed.group(1)) if reindexed else None,
-        "match_clips": len(clips), "match_total_s": round(match_el, 1), "match_peak_rss_mb": round(match_rss, 1),
-        "latency_ms_10s_clean": {"median": statistics.median(lat) if lat else None,
-                                 "p95": lat[int(0.95 * (len(lat) - 1))] if lat else None},
-        "latency_ms_10s_median_by_kind": {k: round(statistics.median(v), 1) for k, v in lat_by_kind.items()},
-        "cells": {f"{k[0]}|{k[1]}": v for k, v in cells.items()},
-        "false_positives": {"named": held_fp, "clips": held_total, "pct": round(pct(held_fp, held_total), 2),
-                            "by_cell": {f"{k[0]}|{k[1]}": v for k, v in held_named.items()}},
+        "cells": cells,
+        "false_positives": {"named": named, "clips": total, "pct": round(pct(named, total), 3),
+                            "upper95_pct": round(wilson_upper(named, total), 3), "by_cell": fp},
         "confidence_bands": bands,
+        "match_ms_10s_median": {k: round(statistics.median(v), 1) for k, v in lat.items()},
+        "match_ms_10s_p95": {k: round(sorted(v)[int(0.95 * (len(v) - 1))], 1) for k, v in lat.items()},
     }
 
 
-def corpus_piece(path):
-    return piece_of(path)
+BANDS = ["0.99-1", "0.9-0.99", "0.7-0.9", "0.5-0.7", "<0.5"]
 
 
 def band(c):
-    for lo in (0.99, 0.9, 0.7, 0.5):
+    """Confidence bands, each closed below: a calibrated confidence c means
+    answers in a band are right about as often as its values say."""
+    for lo, name in ((0.99, "0.99-1"), (0.9, "0.9-0.99"), (0.7, "0.7-0.9"), (0.5, "0.5-0.7")):
         if c >= lo:
-            return f">={lo}"
+            return name
     return "<0.5"
 
 
-def report(preset, r):
-    print(f"\n## ostid evaluation, preset `{preset}` ({r['mode']}, {r['date']}, commit {r['commit']})\n")
-    print(f"{r['indexed_tracks']} tracks indexed ({r['audio_hours']:.2f} h), {r['held_out_tracks']} held out.\n")
-    print("Top-1 right piece (%):\n")
-    print("| damage | 3 s | 5 s | 10 s |\n|---|---|---|---|")
-    kinds = sorted({k.split("|")[0] for k in r["cells"]}, key=DEGRADATIONS.index)
-    for kind in kinds:
-        row = [f"{pct(r['cells'][f'{kind}|{L}']['piece'], r['cells'][f'{kind}|{L}']['n']):.1f}" for L in LENGTHS]
-        print(f"| {kind} | " + " | ".join(row) + " |")
-    print("\nExact recording / offset within 0.1 s (%):\n")
-    print("| damage | 3 s | 5 s | 10 s |\n|---|---|---|---|")
-    for kind in kinds:
-        cells = [r["cells"][f"{kind}|{L}"] for L in LENGTHS]
-        print(f"| {kind} | " + " | ".join(f"{pct(c['exact'], c['n']):.0f} / {pct(c['offset'], c['n']):.0f}" for c in cells) + " |")
-    fp = r["false_positives"]
-    print(f"\nFalse positives: {fp['named']} of {fp['clips']} held-out clips named ({fp['pct']:.2f} %).\n")
-    print("Confidence reliability (named clips, known and held-out):\n")
-    print("| confidence | named | precision % |\n|---|---|---|")
-    for b in (">=0.99", ">=0.9", ">=0.7", ">=0.5", "<0.5"):
-        if b in r["confidence_bands"]:
-            ok, n = r["confidence_bands"][b]
-            print(f"| {b} | {n} | {pct(ok, n):.1f} |")
-    lat = r["latency_ms_10s_clean"]
-    print(f"\n| metric | value |\n|---|---|")
-    print(f"| index throughput | {r['index_x_realtime']:.0f}x real time ({r['index_vs_decode_pct']} % of decode-only {r['decode_only_x_realtime']:.0f}x) |")
+def report(r):
+    print(f"\n## ostid evaluation, preset `{r['preset']}`, library `{r['size']}` ({r['mode']}, {r['date']}, commit {r['commit']})\n")
+    print(f"{r['indexed_tracks']} tracks indexed ({r['audio_hours']:.2f} h), {r['held_out_tracks']} held out; "
+          f"unknown tracks per half {r['unknown_tracks']} from {r['unknown_works']} works.\n")
+    for half, s in r["halves"].items():
+        print(f"### {half} half\n")
+        if s["cells"]:
+            print("Top-1 right piece (%), exact recording / offset within 0.1 s (%):\n")
+            print("| damage | n | 3 s | 5 s | 10 s |\n|---|---|---|---|---|")
+            kinds = sorted({k.split("|")[0] for k in s["cells"]}, key=DEGRADATIONS.index)
+            for kind in kinds:
+                cs = [s["cells"].get(f"{kind}|{L}") for L in LENGTHS]
+                row = [f"{pct(c['piece'], c['n']):.0f} ({pct(c['exact'], c['n']):.0f} / {pct(c['offset'], c['n']):.0f})" if c else "-" for c in cs]
+                print(f"| {kind} | {cs[0]['n'] if cs[0] else 0} | " + " | ".join(row) + " |")
+        fp = s["false_positives"]
+        print(f"\nFalse positives: {fp['named']} of {fp['clips']} unknown clips named "
+              f"({fp['pct']:.2f} %, 95 % upper bound {fp['upper95_pct']:.2f} %).\n")
+        print("| damage | 3 s | 5 s | 10 s |\n|---|---|---|---|")
+        for kind in UNKNOWN_KINDS:
+            cs = [fp["by_cell"].get(f"{kind}|{L}", [0, 0]) for L in LENGTHS]
+            print(f"| {kind} | " + " | ".join(f"{a}/{b}" for a, b in cs) + " |")
+        print("\nConfidence reliability (named clips, known and unknown):\n")
+        print("| confidence | named | right % |\n|---|---|---|")
+        for b in BANDS:
+            if b in s["confidence_bands"]:
+                ok, n = s["confidence_bands"][b]
+                print(f"| {b} | {n} | {pct(ok, n):.1f} |")
+        print("\nmatch_ms of 10 s clips, median (p95): " + ", ".join(
+            f"{k} {v} ({s['match_ms_10s_p95'][k]})" for k, v in s["match_ms_10s_median"].items()) + "\n")
+    print("| metric | value |\n|---|---|")
+    if "decode_only_x_realtime" in r:
+        print(f"| index throughput | {r['index_x_realtime']:.0f}x real time ({r['index_vs_decode_pct']} % of decode-only {r['decode_only_x_realtime']:.0f}x) |")
+        print(f"| re-index unchanged | {r['reindex_s']:.2f} s, {r['reindex_decoded']} files decoded |")
+    else:
+        print(f"| index throughput | {r['index_x_realtime']:.0f}x real time |")
     print(f"| index size | {r['index_bytes']/1e6:.2f} MB = {r['mb_per_audio_hour']:.2f} MB per audio hour |")
     print(f"| index peak RSS | {r['index_peak_rss_mb']:.0f} MB |")
-    print(f"| re-index unchanged | {r['reindex_s']:.2f} s, {r['reindex_decoded']} files decoded |")
-    print(f"| match latency, 10 s clip after decoding | median {lat['median']} ms, p95 {lat['p95']} ms |")
-    by_kind = r.get("latency_ms_10s_median_by_kind", {})
-    if by_kind:
-        print("| median match_ms by kind, 10 s | " + ", ".join(f"{k} {v}" for k, v in by_kind.items()) + " |")
     print(f"| match, {r['match_clips']} clips in one process | {r['match_total_s']} s, peak RSS {r['match_peak_rss_mb']:.0f} MB |")
 
 

@@ -9,7 +9,7 @@ use ostid::warp::{self, Warp};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let store = Store::open(std::path::Path::new(&a[1]), Access::Read, None).unwrap();
-    let mut m = Matcher::new(&store).unwrap();
+    let m = Matcher::new(&store).unwrap();
     let mut params = m.params().clone();
     if let Some(f) = a.get(6) {
         params.query_fan_out = f.parse().unwrap();
@@ -60,7 +60,7 @@ fn main() {
             };
             let t = std::time::Instant::now();
             let lms = warp::landmarks(&params, &samples, warp);
-            let o = m.identify(&lms, 3).unwrap();
+            let o = m.identify(&lms, 3, 1.0).unwrap();
             spent += t.elapsed().as_secs_f64();
             calls += 1;
             let s = match &o.best {

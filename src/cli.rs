@@ -102,6 +102,9 @@ pub struct ScanArgs {
     /// Also draw the cues on a timeline, as an SVG file
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// How sure a window's answer must be (see `ostid match --max-chance`)
+    #[arg(long, value_name = "E", value_parser = positive_f64)]
+    pub max_chance: Option<f64>,
 }
 
 impl ScanArgs {
@@ -116,6 +119,7 @@ impl ScanArgs {
                 ScanFormat::Table
             },
             svg: self.svg,
+            max_chance: self.max_chance,
             quiet,
         }
     }
@@ -160,6 +164,18 @@ pub struct MatchArgs {
     /// Fingerprint preset the index must have been built with
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
+    /// How sure an answer must be: name a track only when chance alone
+    /// would give an answer as strong to fewer than E clips on average
+    /// (about the share of unknown clips named) [default: 0.001]
+    #[arg(long, value_name = "E", value_parser = positive_f64)]
+    pub max_chance: Option<f64>,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number (e.g. 0.001)")),
+    }
 }
 
 impl IndexArgs {
@@ -188,6 +204,7 @@ impl MatchArgs {
             },
             threads: self.threads,
             preset: self.preset,
+            max_chance: self.max_chance,
             quiet,
         }
     }

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod closelook;
+pub mod chance;
 pub mod cmd;
 pub mod cuesheet;
 pub mod decode;

@@ -2,18 +2,25 @@
 //!
 //! Every query landmark is looked up; each stored posting with the same hash
 //! votes for (track, stored frame - query frame). A clip of a track piles its
-//! votes on one offset; chance agreements scatter. A track is named when its
-//! best offset (votes within +-1 frame) reaches `min_votes`. Other offsets of
-//! the same track that score nearly as well are the repeats of looping music;
-//! other tracks that score above the threshold are copies or versions.
+//! votes on one offset; chance agreements scatter. Whether a pile is more
+//! than chance is decided by [`chance`]: the votes chance alone would put on
+//! one offset of that track for *this* query (from how many postings its
+//! hashes have there), the tail probability of the observed votes, and the
+//! number of offsets and looks examined. A track is named when the expected
+//! number of chance answers that strong is below `decision.max_chance`.
+//! Other offsets of the same track that score nearly as well are the
+//! repeats of looping music; other tracks that pass too and score nearly as
+//! well are copies or versions.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{self, Landmark};
+use crate::chance;
 use crate::params::Params;
 use crate::store::{self, Posting, Postings, Store, TrackRecord};
 
@@ -31,7 +38,11 @@ pub struct Match {
     pub offsets_s: Vec<f64>,
     /// Landmarks agreeing on the offset.
     pub score: u32,
-    /// In [0, 1]; see the README for what a value means in measured precision.
+    /// Expected number of answers at least this strong that chance alone
+    /// would give for this clip (every offset of every track, every look).
+    pub chance: f64,
+    /// Probability that the answer is right, calibrated on the evaluation's
+    /// tuning half (README: reliability).
     pub confidence: f64,
     /// How the clip was played relative to the track: `speed` changes tempo
     /// and pitch together (1.042: PAL speed-up), `tempo` the pace alone,
@@ -57,6 +68,9 @@ pub struct Outcome {
     pub drift: f64,
 }
 
+/// Postings each track gave a query (before votes are deduplicated).
+type TrackPostings = HashMap<u32, u64>;
+
 /// Buckets decoded once and kept for the next queries, up to this many postings.
 const CACHE_MAX_POSTINGS: usize = 30_000_000;
 
@@ -69,10 +83,12 @@ struct Entry {
 }
 
 /// All live postings of one bucket, every segment merged, sorted by low hash.
-type Bucket = Rc<Vec<Entry>>;
+type Bucket = Arc<Vec<Entry>>;
 
 /// Looks queries up in a snapshot of one index: it holds no lock, so the
 /// store it came from may be dropped (a long scan does not block `index`).
+/// Queries take `&self`: clips are looked up on several threads at once,
+/// sharing the decoded buckets.
 pub struct Matcher {
     postings: Postings,
     params: Params,
@@ -80,10 +96,12 @@ pub struct Matcher {
     segments: Vec<u32>,
     tracks: HashMap<u32, TrackRecord>,
     /// Decoded buckets, indexed by bucket number.
-    cache: Vec<Option<Bucket>>,
-    cached_postings: usize,
-    raw: Vec<(u32, Vec<u8>)>,
+    cache: Vec<OnceLock<Bucket>>,
+    cached_postings: AtomicUsize,
     max_lead_frames: i64,
+    /// Offsets a chance answer could take, over the whole library: frames
+    /// of every track, divided by the +-1 frame a score is smoothed over.
+    library_positions: f64,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -99,22 +117,34 @@ impl Matcher {
         let tables: HashMap<u32, Vec<u32>> = store.segment_tables()?.into_iter().collect();
         let mut segments: Vec<u32> = tables.keys().copied().collect();
         segments.sort_unstable();
-        let tracks = store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
+        let tracks: HashMap<u32, TrackRecord> =
+            store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
+        let params = store.params().clone();
+        let frames: f64 = tracks
+            .values()
+            .map(|t| t.duration_s / params.frame_s() + MAX_LEAD_FRAMES as f64)
+            .sum();
         Ok(Matcher {
             postings: store.postings()?,
-            params: store.params().clone(),
+            params,
             tables,
             segments,
             tracks,
-            cache: vec![None; store::BUCKETS],
-            cached_postings: 0,
-            raw: Vec::new(),
+            cache: (0..store::BUCKETS).map(|_| OnceLock::new()).collect(),
+            cached_postings: AtomicUsize::new(0),
             max_lead_frames: MAX_LEAD_FRAMES,
+            library_positions: frames / chance::SMOOTHING_FRAMES,
         })
     }
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Name answers only when the expected chance answers are at most
+    /// `max_chance` (`--max-chance`).
+    pub fn set_max_chance(&mut self, max_chance: f64) {
+        self.params.decision.max_chance = max_chance;
     }
 
     /// Let a query start up to `seconds` before a track does (a window of a
@@ -124,14 +154,15 @@ impl Matcher {
         self.max_lead_frames = (seconds / self.params.frame_s()).ceil() as i64;
     }
 
-    fn bucket(&mut self, b: u16) -> Result<Bucket> {
-        if let Some(hit) = &self.cache[b as usize] {
+    fn bucket(&self, b: u16) -> Result<Bucket> {
+        if let Some(hit) = self.cache[b as usize].get() {
             return Ok(hit.clone());
         }
-        self.postings.bucket(b, &self.segments, &mut self.raw)?;
+        let mut raw = Vec::new();
+        self.postings.bucket(b, &self.segments, &mut raw)?;
         let mut entries = Vec::new();
         let mut postings: Vec<Posting> = Vec::new();
-        for (seg, value) in &self.raw {
+        for (seg, value) in &raw {
             postings.clear();
             store::decode_postings(value, &mut postings).ok_or_else(|| {
                 anyhow!(
@@ -154,17 +185,19 @@ impl Matcher {
         }
         entries.sort_by_key(|e| e.low);
         let n = entries.len();
-        let bucket = Rc::new(entries);
-        if self.cached_postings + n <= CACHE_MAX_POSTINGS {
-            self.cached_postings += n;
-            self.cache[b as usize] = Some(bucket.clone());
+        let bucket = Arc::new(entries);
+        if self.cached_postings.fetch_add(n, Ordering::Relaxed) + n <= CACHE_MAX_POSTINGS {
+            // Two threads may decode the same bucket at once; either copy will do.
+            let _ = self.cache[b as usize].set(bucket.clone());
+        } else {
+            self.cached_postings.fetch_sub(n, Ordering::Relaxed);
         }
         Ok(bucket)
     }
 
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
     /// the query peak (frame and bin) the landmark starts from.
-    fn votes(&mut self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
+    fn votes(&self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
         let mut q: Vec<(u16, u32, u32)> = landmarks
             .iter()
             .map(|l| {
@@ -195,8 +228,8 @@ impl Matcher {
 
     /// The best (track, offset) vote count of a query, strong or not: a
     /// cheap probe for comparing warps of one clip.
-    pub fn probe(&mut self, landmarks: &[Landmark]) -> Result<u32> {
-        let votes = self.sorted_votes(landmarks)?;
+    pub fn probe(&self, landmarks: &[Landmark]) -> Result<u32> {
+        let (votes, _) = self.sorted_votes(landmarks)?;
         let per_track = self.candidates(&votes, u32::MAX);
         Ok(per_track
             .values()
@@ -206,14 +239,20 @@ impl Matcher {
     }
 
     /// Votes of a query, sorted and deduplicated: one vote per query peak
-    /// and offset (an anchor paired with many targets counts once).
-    fn sorted_votes(&mut self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
+    /// and offset (an anchor paired with many targets counts once); with
+    /// the number of postings each track gave before that (what chance
+    /// spreads over the track's offsets).
+    fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<(u32, i64, u32)>, TrackPostings)> {
         let mut votes = self.votes(landmarks)?;
         votes.sort_unstable();
+        let mut per_track: TrackPostings = HashMap::new();
+        for run in votes.chunk_by(|a, b| a.0 == b.0) {
+            per_track.insert(run[0].0, run.len() as u64);
+        }
         votes.dedup();
         let lead = self.max_lead_frames;
         votes.retain(|&(_, o, _)| o >= -lead);
-        Ok(votes)
+        Ok((votes, per_track))
     }
 
     /// Candidate offsets per track, scores smoothed over +-1 frame; query
@@ -281,8 +320,8 @@ impl Matcher {
     /// Every track's best offset for a query, strong or not, best first:
     /// (track path, offset in frames, votes, query windows). For tuning and
     /// diagnostics (`examples/score_probe.rs`).
-    pub fn track_scores(&mut self, landmarks: &[Landmark]) -> Result<Vec<(String, i64, u32, u32)>> {
-        let votes = self.sorted_votes(landmarks)?;
+    pub fn track_scores(&self, landmarks: &[Landmark]) -> Result<Vec<(String, i64, u32, u32)>> {
+        let (votes, _) = self.sorted_votes(landmarks)?;
         let per_track = self.candidates(&votes, 0);
         let mut out: Vec<(String, i64, u32, u32)> = per_track
             .into_iter()
@@ -298,42 +337,67 @@ impl Matcher {
         Ok(out)
     }
 
+    /// Expected number of chance answers at least `score` strong for this
+    /// query in `track`, over every offset of the library and `looks`.
+    fn chance_of(&self, track: u32, score: u32, postings: &TrackPostings, looks: f64) -> f64 {
+        let Some(rec) = self.tracks.get(&track) else {
+            return f64::INFINITY;
+        };
+        let frames = rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64;
+        let rate = chance::rate(postings.get(&track).copied().unwrap_or(0), frames);
+        chance::expected(rate, score, self.library_positions * looks)
+    }
+
     /// Identify a query from its landmarks. `top` >= 1 is how many answers
-    /// the caller wants at least (best + runner-ups).
-    pub fn identify(&mut self, landmarks: &[Landmark], top: usize) -> Result<Outcome> {
-        let votes = self.sorted_votes(landmarks)?;
-        let min_votes = self.params.min_votes;
-        let min_windows = self.params.min_windows;
+    /// the caller wants at least (best + runner-ups). `looks` is how many
+    /// looks at one clip this answer is chosen from (1 for a first look;
+    /// the warp search tries many): each is one more chance for a chance
+    /// match, and the rule counts them.
+    pub fn identify(&self, landmarks: &[Landmark], top: usize, looks: f64) -> Result<Outcome> {
+        let (votes, postings) = self.sorted_votes(landmarks)?;
+        let d = &self.params.decision;
+        let (min_votes, min_windows) = (d.min_votes, self.params.min_windows);
         let per_track = self.candidates(&votes, min_votes);
-        let strong = |c: &Candidate| c.score >= min_votes && c.windows >= min_windows;
-        let mut ranked: Vec<(u32, Vec<Candidate>)> = per_track
+        // The best offset of each track, and the expected chance answers
+        // of its strength (only for offsets that could be named at all).
+        let mut ranked: Vec<(u32, Vec<Candidate>, f64)> = per_track
             .into_iter()
             .map(|(t, mut cands)| {
-                cands.sort_by(|a, b| {
-                    (strong(b), b.score)
-                        .cmp(&(strong(a), a.score))
-                        .then(a.offset.cmp(&b.offset))
-                });
-                (t, cands)
+                cands.sort_by(|a, b| b.score.cmp(&a.score).then(a.offset.cmp(&b.offset)));
+                let best = cands[0];
+                let chance = if best.score >= min_votes && best.windows >= min_windows {
+                    self.chance_of(t, best.score, &postings, looks)
+                } else {
+                    f64::INFINITY
+                };
+                (t, cands, chance)
             })
             .collect();
+        let strong = |chance: f64| chance <= d.max_chance;
+        // The least likely by chance first; ties (and the rest) by score.
         ranked.sort_by(|a, b| {
-            (strong(&b.1[0]), b.1[0].score)
-                .cmp(&(strong(&a.1[0]), a.1[0].score))
+            let (sa, sb) = (strong(a.2), strong(b.2));
+            sb.cmp(&sa)
+                .then(if sa && sb {
+                    a.2.total_cmp(&b.2)
+                } else {
+                    std::cmp::Ordering::Equal
+                })
+                .then(b.1[0].score.cmp(&a.1[0].score))
                 .then(a.0.cmp(&b.0))
         });
 
         let mut outcome = Outcome::default();
-        if let Some((track, cands)) = ranked.first().filter(|(_, c)| strong(&c[0])) {
+        if let Some((track, cands, _)) = ranked.first().filter(|r| strong(r.2)) {
             outcome.drift = drift(&votes, *track, cands[0].offset);
         }
         let frame_s = self.params.frame_s();
         let mut runner_ups = 0;
-        for (rank, (track, cands)) in ranked.iter().enumerate() {
+        for (rank, (track, cands, chance)) in ranked.iter().enumerate() {
             let best = cands[0];
             // Alternatives named without --top are copies and versions: they
-            // score close to the answer.
-            let above = strong(&best)
+            // pass the rule too and score close to the answer.
+            let above = strong(*chance)
                 && outcome
                     .best
                     .as_ref()
@@ -352,7 +416,10 @@ impl Matcher {
             };
             // Repeats: other positions scoring at least half as well.
             let mut positions: Vec<Candidate> = Vec::new();
-            for c in cands.iter().filter(|c| strong(c)) {
+            for c in cands
+                .iter()
+                .filter(|c| c.score >= min_votes && c.windows >= min_windows)
+            {
                 if c.score < best.score.div_ceil(2) {
                     break;
                 }
@@ -377,6 +444,12 @@ impl Matcher {
             };
             let mut offsets_s: Vec<f64> = positions.iter().map(|c| round_ms(to_s(c))).collect();
             offsets_s.sort_by(f64::total_cmp);
+            // Runner-ups below the floor have no chance figure of their own.
+            let chance = if chance.is_finite() {
+                *chance
+            } else {
+                self.chance_of(*track, best.score, &postings, looks)
+            };
             let m = Match {
                 title: rec.title.clone(),
                 work: rec.work.clone(),
@@ -385,7 +458,8 @@ impl Matcher {
                 offset_s: round_ms(to_s(&best)),
                 offsets_s,
                 score: best.score,
-                confidence: confidence(best.score, min_votes),
+                chance: chance::round(chance),
+                confidence: chance::confidence(chance, d),
                 speed: 1.0,
                 tempo: 1.0,
                 pitch_semitones: 0.0,
@@ -499,17 +573,6 @@ fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 
-/// Confidence of a score: 0 below the threshold, rising towards 1 as the
-/// votes exceed it. The README maps values to measured precision.
-pub fn confidence(score: u32, min_votes: u32) -> f64 {
-    if score < min_votes {
-        return (score as f64 / min_votes as f64 * 0.5).min(0.49);
-    }
-    let excess = (score - min_votes) as f64;
-    let c = 1.0 - 0.5 * (-excess / min_votes as f64).exp();
-    (c * 1000.0).round() / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,18 +610,5 @@ mod tests {
             );
         }
         assert_eq!(lower_bound(&[], 5), 0);
-    }
-
-    #[test]
-    fn confidence_is_monotone_and_bounded() {
-        let mut prev = -1.0;
-        for s in 0..200 {
-            let c = confidence(s, 8);
-            assert!((0.0..=1.0).contains(&c));
-            assert!(c >= prev);
-            prev = c;
-        }
-        assert!(confidence(7, 8) < 0.5);
-        assert!(confidence(8, 8) >= 0.5);
     }
 }

@@ -44,8 +44,10 @@ pub struct Params {
     pub index_fan_out: usize,
     /// Landmarks made per anchor peak of a query. Default 24.
     pub query_fan_out: usize,
-    /// Offset votes (distinct query peaks, within +-1 frame) a track needs to be named. Default 11.
-    pub min_votes: u32,
+    /// The vote count threshold of indexes made before the chance rule
+    /// (`decision`); read and ignored.
+    #[serde(default, skip_serializing)]
+    pub min_votes: Option<u32>,
     /// Width of the query time windows that votes are spread over, frames. Default 31 (~1 s).
     pub vote_window_frames: u32,
     /// Distinct windows the votes must cover: chance agreements (one shared
@@ -59,6 +61,39 @@ pub struct Params {
     /// only: changing it never needs a rebuild).
     #[serde(default)]
     pub close_look: CloseLookParams,
+    /// When an answer is named, and how sure it is (query side only).
+    #[serde(default)]
+    pub decision: DecisionParams,
+}
+
+/// The decision rule (see `chance`): a track is named when the expected
+/// number of chance answers at least as strong, for this query, is at most
+/// `max_chance`. Fitted on the evaluation's tuning half (README).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionParams {
+    /// Expected chance answers per clip an answer may have at most: about
+    /// the share of clips of unknown music that get named. Default 0.001.
+    pub max_chance: f64,
+    /// Fewest votes any answer needs, whatever the odds (a floor against
+    /// what the chance model cannot see). Default 8.
+    pub min_votes: u32,
+    /// Confidence: the chance figure at which half the answers are right...
+    /// Default fitted on the tuning half.
+    pub confidence_half_chance: f64,
+    /// ...and how fast confidence falls with it (per factor e). Default fitted.
+    pub confidence_slope: f64,
+}
+
+impl Default for DecisionParams {
+    fn default() -> DecisionParams {
+        DecisionParams {
+            max_chance: 0.001,
+            min_votes: 8,
+            confidence_half_chance: 0.1,
+            confidence_slope: 1.0,
+        }
+    }
 }
 
 /// How `match` and `scan` look again at a clip the first look could not
@@ -74,8 +109,9 @@ pub struct CloseLookParams {
     pub radius_bins: usize,
     /// ...and +-this many frames. Default 3.
     pub radius_frames: usize,
-    /// Votes an answer of the second look needs. Default 12.
-    pub min_votes: u32,
+    /// The vote threshold of indexes made before the chance rule; read and ignored.
+    #[serde(skip_serializing)]
+    pub min_votes: Option<u32>,
 }
 
 impl Default for CloseLookParams {
@@ -84,7 +120,7 @@ impl Default for CloseLookParams {
             enabled: true,
             radius_bins: 3,
             radius_frames: 3,
-            min_votes: 12,
+            min_votes: None,
         }
     }
 }
@@ -116,9 +152,10 @@ pub struct WarpParams {
     /// ...unless its offset drifts through the clip by at least this much
     /// (frames per frame: a tempo change), then it is re-timed. Default 0.01.
     pub min_drift: f64,
-    /// Votes a warped answer needs (more than `min_votes`: every warp tried
-    /// is another chance for a chance match). Default 14.
-    pub min_votes: u32,
+    /// The vote threshold of indexes made before the chance rule (every
+    /// warp tried is now one more look for it); read and ignored.
+    #[serde(skip_serializing)]
+    pub min_votes: Option<u32>,
 }
 
 impl Default for WarpParams {
@@ -134,7 +171,7 @@ impl Default for WarpParams {
             refine: 2,
             skip_votes: 22,
             min_drift: 0.01,
-            min_votes: 14,
+            min_votes: None,
         }
     }
 }
@@ -161,11 +198,12 @@ impl Default for Params {
             max_df_bins: 96,
             index_fan_out: 5,
             query_fan_out: 24,
-            min_votes: 11,
+            min_votes: None,
             vote_window_frames: 31,
             min_windows: 3,
             warp: WarpParams::default(),
             close_look: CloseLookParams::default(),
+            decision: DecisionParams::default(),
         }
     }
 }
@@ -257,6 +295,11 @@ impl Params {
         if c.radius_bins == 0 && c.radius_frames == 0 {
             return Err("close_look: a radius must be >= 1".into());
         }
+        let d = &self.decision;
+        if !(d.max_chance > 0.0) || !(d.confidence_half_chance > 0.0) || !(d.confidence_slope > 0.0)
+        {
+            return Err("decision: max_chance, confidence_half_chance and confidence_slope must be > 0".into());
+        }
         Ok(())
     }
 
@@ -266,6 +309,7 @@ impl Params {
         let stored = Params {
             warp: WarpParams::default(),
             close_look: CloseLookParams::default(),
+            decision: DecisionParams::default(),
             ..self.clone()
         };
         let json = serde_json::to_string(&stored).expect("params serialize");
@@ -301,6 +345,7 @@ mod tests {
         p.warp.max_speed = 0.04;
         p.close_look.enabled = false;
         p.close_look.radius_bins = 2;
+        p.decision.max_chance = 0.5;
         assert_eq!(p.digest(), Params::default().digest());
         p.query_radius_bins = 5;
         assert_ne!(p.digest(), Params::default().digest());

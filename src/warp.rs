@@ -109,6 +109,12 @@ pub fn grid(p: &Params) -> Vec<Change> {
     g
 }
 
+/// How many looks at a clip the warp search takes, for the decision rule:
+/// each grid point and the half steps between them.
+pub fn looks(p: &Params) -> f64 {
+    2.0 * grid(p).len() as f64
+}
+
 /// Landmarks of `samples` (at the fingerprint rate) seen through `warp`.
 pub fn landmarks(params: &Params, samples: &[f32], warp: Warp) -> Vec<Landmark> {
     let mut fp = Fingerprinter::warped(params, Role::Query, warp);
@@ -121,7 +127,7 @@ pub fn landmarks(params: &Params, samples: &[f32], warp: Warp) -> Vec<Landmark> 
 /// Identify a clip, searching warps when it does not match well as it is.
 /// `straight` is the answer for the unwarped landmarks.
 pub fn identify(
-    matcher: &mut Matcher,
+    matcher: &Matcher,
     samples: &[f32],
     straight: Outcome,
     top: usize,
@@ -179,7 +185,7 @@ pub fn identify(
 /// answer if it reaches the warped threshold, with the factor refined
 /// between the grid points (vertex of the parabola through the scores).
 fn refine(
-    matcher: &mut Matcher,
+    matcher: &Matcher,
     params: &Params,
     samples: &[f32],
     change: Change,
@@ -191,12 +197,13 @@ fn refine(
     let mut outcomes: Vec<Option<Outcome>> = vec![None, None, None];
     for (k, df) in [-half, 0.0, half].into_iter().enumerate() {
         let lms = landmarks(params, samples, change.with_factor(f + df).warp());
-        let o = matcher.identify(&lms, top)?;
+        let o = matcher.identify(&lms, top, looks(params))?;
         scores[k] = o.best.as_ref().map_or(0, |m| m.score);
         outcomes[k] = Some(o);
     }
     let k = (0..3).max_by_key(|&k| (scores[k], k == 1)).unwrap_or(1);
-    if scores[k] < params.warp.min_votes {
+    if scores[k] == 0 {
+        // No warp near this one names a track.
         return Ok(None);
     }
     let mut factor = f + [-half, 0.0, half][k];

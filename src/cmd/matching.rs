@@ -1,6 +1,6 @@
-//! `ostid match`: identify clips against the index. Clips are decoded and
-//! fingerprinted in parallel, looked up one by one, and printed in argument
-//! order as soon as each batch is done.
+//! `ostid match`: identify clips against the index. Clips are decoded,
+//! fingerprinted and looked up in parallel (the matcher is shared), and
+//! printed in argument order as soon as each batch is done.
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -90,13 +90,35 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     })
 }
 
+/// Decode, fingerprint and identify one clip.
+fn identify_clip(matcher: &Matcher, query: &str, params: &Params, top: usize) -> ClipResult {
+    match prepare(query, params) {
+        Err(e) => ClipResult {
+            query: query.to_string(),
+            outcome: Err(e),
+            decode_ms: 0.0,
+            match_ms: 0.0,
+        },
+        Ok(p) => {
+            let t = Instant::now();
+            let outcome = look(matcher, &p, top).map_err(|e| format!("{e:#}"));
+            ClipResult {
+                query: query.to_string(),
+                outcome,
+                decode_ms: p.decode_ms,
+                match_ms: p.fingerprint_ms + t.elapsed().as_secs_f64() * 1000.0,
+            }
+        }
+    }
+}
+
 /// The straight look, then for a clip it cannot name the warp search, then
 /// the close look. The warp search goes first: a transposed clip has many
 /// smeared peaks, and the close look at it unwarped can gather enough
 /// chance votes for another track (measured: pitch -1 10 s 97 % -> 90 %
 /// with the close look first).
-fn look(matcher: &mut Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
-    let straight = matcher.identify(&p.landmarks, top)?;
+fn look(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
+    let straight = matcher.identify(&p.landmarks, top, 1.0)?;
     let named = straight.best.is_some();
     let o = warp::identify(matcher, &p.samples, straight, top)?;
     if named || o.best.is_some() {
@@ -143,6 +165,10 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     let mut matcher = Matcher::new(&store)?;
     // The matcher reads a snapshot; the index is free again.
     drop(store);
+    if let Some(e) = cfg.max_chance {
+        matcher.set_max_chance(e);
+    }
+    let matcher = matcher;
     let params = matcher.params().clone();
     let pool = pool(cfg.threads)?;
     let prefix = queries.len() > 1;
@@ -151,28 +177,13 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     let mut out = io::BufWriter::new(stdout.lock());
     let (mut errors, mut misses) = (0usize, 0usize);
     for batch in queries.chunks(BATCH) {
-        let prepared: Vec<Result<Prepared, String>> =
-            pool.install(|| batch.par_iter().map(|q| prepare(q, &params)).collect());
-        for (query, prep) in batch.iter().zip(prepared) {
-            let result = match prep {
-                Err(e) => ClipResult {
-                    query: query.clone(),
-                    outcome: Err(e),
-                    decode_ms: 0.0,
-                    match_ms: 0.0,
-                },
-                Ok(p) => {
-                    let t = Instant::now();
-                    let outcome = look(&mut matcher, &p, cfg.top).map_err(|e| format!("{e:#}"));
-                    let match_ms = p.fingerprint_ms + t.elapsed().as_secs_f64() * 1000.0;
-                    ClipResult {
-                        query: query.clone(),
-                        outcome,
-                        decode_ms: p.decode_ms,
-                        match_ms,
-                    }
-                }
-            };
+        let results: Vec<ClipResult> = pool.install(|| {
+            batch
+                .par_iter()
+                .map(|query| identify_clip(&matcher, query, &params, cfg.top))
+                .collect()
+        });
+        for result in results {
             match &result.outcome {
                 Err(_) => errors += 1,
                 Ok(o) if o.best.is_none() => misses += 1,

@@ -48,6 +48,8 @@ pub struct MatchConfig {
     pub format: Format,
     pub threads: Option<usize>,
     pub preset: Option<String>,
+    /// Overrides `decision.max_chance`.
+    pub max_chance: Option<f64>,
     pub quiet: bool,
 }
 
@@ -58,6 +60,8 @@ pub struct ScanConfig {
     pub input: String,
     pub format: crate::output::ScanFormat,
     pub svg: Option<PathBuf>,
+    /// Overrides `decision.max_chance`.
+    pub max_chance: Option<f64>,
     pub quiet: bool,
 }
 

@@ -38,25 +38,26 @@ impl Looker {
     fn look(&mut self, samples: &[f32], start_s: f64) -> Result<Outcome> {
         let params = self.matcher.params().clone();
         let lms = warp::landmarks(&params, samples, Warp::NONE);
-        let straight = self.matcher.identify(&lms, 1)?;
+        let straight = self.matcher.identify(&lms, 1, 1.0)?;
         if straight.best.is_some() {
             return Ok(straight);
         }
         if let Some(change) = self.warp {
             let lms = warp::landmarks(&params, samples, change.warp());
-            let o = self.matcher.identify(&lms, 1)?;
+            // The straight look and the one at the known speed.
+            let o = self.matcher.identify(&lms, 1, 2.0)?;
             if o.best.is_some() {
                 return Ok(warp::labelled(o, change));
             }
         }
-        if let Some(o) = closelook::identify(&mut self.matcher, samples, 1)? {
+        if let Some(o) = closelook::identify(&self.matcher, samples, 1)? {
             return Ok(o);
         }
         if start_s - self.last_search_s < WARP_SEARCH_EVERY_S {
             return Ok(straight);
         }
         self.last_search_s = start_s;
-        let o = warp::identify(&mut self.matcher, samples, straight, 1)?;
+        let o = warp::identify(&self.matcher, samples, straight, 1)?;
         if let Some(m) = &o.best {
             self.warp = if m.speed != 1.0 {
                 Some(Change::Speed(m.speed))
@@ -106,6 +107,9 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     // while a long scan runs.
     drop(store);
     matcher.allow_lead(WINDOW_S);
+    if let Some(e) = cfg.max_chance {
+        matcher.set_max_chance(e);
+    }
     let params = matcher.params().clone();
     let rate = params.sample_rate_hz as f64;
     let frame_s = params.frame_s();
