@@ -1,13 +1,14 @@
-//! Experiment: how the right track and the best wrong one score, clip by
-//! clip, under query-side settings given in the environment
-//! (`QRB`, `QRF`: query peak radius in bins and frames; `FAN`: fan-out).
+//! Experiment: what the decision rule sees of each clip, under query-side
+//! settings given in the environment (`QRB`, `QRF`: query peak radius in
+//! bins and frames; `FAN`: fan-out; `WARP=speed:1.04` etc.: a warp).
 //! `score_probe DB MANIFEST...` (per-kind manifests of `benches/eval.py`)
-//! prints one line per clip: group kind length truth wrong wrong_windows
-//! landmarks truth_path truth_offset wrong_offset wrong_path.
+//! prints one JSON object per clip: the clip's manifest entry and
+//! [`ostid::matcher::Features`] (the library's score tail, and the best
+//! tracks with their scores, windows, chance rates and tails).
 use ostid::decode::{decode, Flow, Source};
 use ostid::matcher::Matcher;
 use ostid::store::{Access, Store};
-use ostid::warp::{self, Warp};
+use ostid::warp::{self, Change, Warp};
 
 fn env(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -28,7 +29,16 @@ fn main() {
     if let Some(v) = env("FAN") {
         params.query_fan_out = v;
     }
-    let frame_s = params.frame_s();
+    let warp = std::env::var("WARP").ok().map_or(Warp::NONE, |w| {
+        let (kind, f) = w.split_once(':').expect("WARP=kind:factor");
+        let f: f64 = f.parse().expect("a factor");
+        match kind {
+            "speed" => Change::Speed(f),
+            "tempo" => Change::Tempo(f),
+            _ => Change::Pitch(f),
+        }
+        .warp()
+    });
     for manifest in &a[2..] {
         let clips: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
@@ -44,33 +54,10 @@ fn main() {
                 },
             )
             .unwrap();
-            let lms = warp::landmarks(&params, &samples, Warp::NONE);
-            let scores = m.track_scores(&lms).unwrap();
-            let truth = c["path"].as_str().unwrap();
-            let mut t = 0;
-            let mut wrong = (0, 0, String::new(), 0);
-            for (path, offset, score, windows) in &scores {
-                if path == truth {
-                    // Any position: looping music repeats the true one.
-                    t = *score;
-                } else if wrong.0 == 0 {
-                    wrong = (*score, *windows, path.clone(), *offset);
-                }
-            }
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}",
-                c["group"].as_str().unwrap(),
-                c["kind"].as_str().unwrap(),
-                c["length"],
-                t,
-                wrong.0,
-                wrong.1,
-                lms.len(),
-                c["path"].as_str().unwrap(),
-                c["offset_s"],
-                wrong.3 as f64 * frame_s,
-                wrong.2,
-            );
+            let lms = warp::landmarks(&params, &samples, warp);
+            let f = m.features(&lms, 5, 1.0).unwrap();
+            let line = serde_json::json!({"clip": c, "features": f});
+            println!("{line}");
         }
     }
 }

@@ -230,6 +230,7 @@ mod tests {
             offset_s,
             offsets_s: vec![offset_s],
             score: 40,
+            chance: 1e-9,
             confidence,
             speed: 1.0,
             tempo: 1.0,

@@ -68,6 +68,29 @@ pub struct Outcome {
     pub drift: f64,
 }
 
+/// What the decision rule sees of one query ([`Matcher::features`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Features {
+    pub landmarks: usize,
+    /// Offsets of the whole library, over the score's smoothing.
+    pub positions: f64,
+    /// `tail[k - 1]`: offsets of the whole library with a score >= k.
+    pub tail: Vec<u64>,
+    pub tracks: Vec<TrackFeatures>,
+}
+
+/// One track's part of [`Features`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackFeatures {
+    pub path: String,
+    pub score: u32,
+    pub windows: u32,
+    pub rate: f64,
+    pub chance: f64,
+    pub frames: f64,
+    pub tail: Vec<u32>,
+}
+
 /// Postings each track gave a query (before votes are deduplicated).
 type TrackPostings = HashMap<u32, u64>;
 
@@ -317,6 +340,52 @@ impl Matcher {
         per_track
     }
 
+    /// What the decision rule sees of a query, for tuning
+    /// (`examples/score_probe.rs`): how many offsets of the whole library
+    /// reach each score (`tail[k - 1]`: score >= k), and for the `n` best
+    /// tracks their best score, query windows, chance rate and own tail.
+    pub fn features(&self, landmarks: &[Landmark], n: usize, looks: f64) -> Result<Features> {
+        const TAIL: usize = 40;
+        let (votes, postings) = self.sorted_votes(landmarks)?;
+        let per_track = self.candidates(&votes, 0);
+        let mut tail = vec![0u64; TAIL];
+        let mut tracks: Vec<TrackFeatures> = Vec::new();
+        for (t, cands) in &per_track {
+            let mut own = vec![0u32; TAIL];
+            for c in cands {
+                for k in 0..(c.score as usize).min(TAIL) {
+                    tail[k] += 1;
+                    own[k] += 1;
+                }
+            }
+            let best = cands
+                .iter()
+                .max_by_key(|c| (c.score, std::cmp::Reverse(c.offset)))
+                .expect("a track with votes has a candidate");
+            let Some(rec) = self.tracks.get(t) else {
+                continue;
+            };
+            let frames = rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64;
+            tracks.push(TrackFeatures {
+                path: rec.path.clone(),
+                score: best.score,
+                windows: best.windows,
+                rate: chance::rate(postings.get(t).copied().unwrap_or(0), frames),
+                chance: self.chance_of(*t, best.score, &postings, looks),
+                frames,
+                tail: own,
+            });
+        }
+        tracks.sort_by(|a, b| b.score.cmp(&a.score).then(a.path.cmp(&b.path)));
+        tracks.truncate(n);
+        Ok(Features {
+            landmarks: landmarks.len(),
+            positions: self.library_positions,
+            tail,
+            tracks,
+        })
+    }
+
     /// Every track's best offset for a query, strong or not, best first:
     /// (track path, offset in frames, votes, query windows). For tuning and
     /// diagnostics (`examples/score_probe.rs`).
@@ -345,7 +414,8 @@ impl Matcher {
         };
         let frames = rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64;
         let rate = chance::rate(postings.get(&track).copied().unwrap_or(0), frames);
-        chance::expected(rate, score, self.library_positions * looks)
+        let d = &self.params.decision;
+        chance::expected(rate, score, self.library_positions * looks, d.dispersion)
     }
 
     /// Identify a query from its landmarks. `top` >= 1 is how many answers

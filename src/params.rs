@@ -78,6 +78,9 @@ pub struct DecisionParams {
     /// Fewest votes any answer needs, whatever the odds (a floor against
     /// what the chance model cannot see). Default 8.
     pub min_votes: u32,
+    /// How many times more chance votes vary than Poisson's (quasi-Poisson:
+    /// repeated figures in music pile them up). Default 1.5, fitted.
+    pub dispersion: f64,
     /// Confidence: the chance figure at which half the answers are right...
     /// Default fitted on the tuning half.
     pub confidence_half_chance: f64,
@@ -90,6 +93,7 @@ impl Default for DecisionParams {
         DecisionParams {
             max_chance: 0.001,
             min_votes: 8,
+            dispersion: 1.5,
             confidence_half_chance: 0.1,
             confidence_slope: 1.0,
         }
@@ -296,9 +300,12 @@ impl Params {
             return Err("close_look: a radius must be >= 1".into());
         }
         let d = &self.decision;
-        if !(d.max_chance > 0.0) || !(d.confidence_half_chance > 0.0) || !(d.confidence_slope > 0.0)
+        if !(d.max_chance > 0.0
+            && d.confidence_half_chance > 0.0
+            && d.confidence_slope > 0.0
+            && d.dispersion >= 1.0)
         {
-            return Err("decision: max_chance, confidence_half_chance and confidence_slope must be > 0".into());
+            return Err("decision: max_chance, confidence_half_chance and confidence_slope must be > 0, dispersion >= 1".into());
         }
         Ok(())
     }
