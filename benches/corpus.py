@@ -108,8 +108,8 @@ def build_extra(cache, indexed, threads=2):
     for speed in EXTRA_SPEEDS:
         for src in indexed:
             work = os.path.basename(os.path.dirname(src))
-            stem = os.path.splitext(os.path.basename(src))[0]
-            dst = os.path.join(out, f"{work} x{speed:.2f}", stem + ".flac")
+            # The extension stays in the name: one piece may come in two formats.
+            dst = os.path.join(out, f"{work} x{speed:.2f}", os.path.basename(src) + ".flac")
             if not os.path.exists(dst):
                 jobs.append((src, dst, speed))
 

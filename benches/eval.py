@@ -316,7 +316,7 @@ def main():
     for size in sizes:
         r = evaluate(ostid, decode_only, cache, args.preset, size, indexed, extra, clips, args.threads)
         r.update(commit=commit, date=time.strftime("%Y-%m-%d"), mode="quick" if args.quick else "full",
-                 halves=halves, held_out_tracks=len(held),
+                 held_out_tracks=len(held),
                  unknown_tracks={h: len([u for u in unknown if half_of(u) == h]) for h in halves},
                  unknown_works={h: works([u for u in unknown if half_of(u) == h]) for h in halves})
         name = f"results-{args.preset}-{size}-{args.half}.json"

@@ -166,7 +166,7 @@ pub struct MatchArgs {
     pub preset: Option<String>,
     /// How sure an answer must be: name a track only when chance alone
     /// would give an answer as strong to fewer than E clips on average
-    /// (about the share of unknown clips named) [default: 0.001]
+    /// [default: 1e-5]
     #[arg(long, value_name = "E", value_parser = positive_f64)]
     pub max_chance: Option<f64>,
 }
@@ -174,7 +174,7 @@ pub struct MatchArgs {
 fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number (e.g. 0.001)")),
+        _ => Err(format!("'{s}' is not a positive number (e.g. 1e-5)")),
     }
 }
 

@@ -72,30 +72,34 @@ pub struct Params {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecisionParams {
-    /// Expected chance answers per clip an answer may have at most: about
-    /// the share of clips of unknown music that get named. Default 0.001.
+    /// Expected chance answers per clip an answer may have at most.
+    /// Default 1e-5: chosen on the tuning half, where it named none of
+    /// 2,160 unknown clips (the model still underrates what chance does in
+    /// music by about 100x; README).
     pub max_chance: f64,
     /// Fewest votes any answer needs, whatever the odds (a floor against
-    /// what the chance model cannot see). Default 8.
+    /// what the chance model cannot see: pieces made with one synthesizer
+    /// share exact timbres). Default 11.
     pub min_votes: u32,
     /// How many times more chance votes vary than Poisson's (quasi-Poisson:
-    /// repeated figures in music pile them up). Default 1.5, fitted.
+    /// repeated figures in music pile them up). Default 1.5, chosen on the
+    /// tuning half.
     pub dispersion: f64,
     /// Confidence: the chance figure at which half the answers are right...
-    /// Default fitted on the tuning half.
+    /// Default 1.78e-4, fitted on the tuning half (`benches/tune.py`).
     pub confidence_half_chance: f64,
-    /// ...and how fast confidence falls with it (per factor e). Default fitted.
+    /// ...and how steeply confidence falls with it. Default 0.75, fitted.
     pub confidence_slope: f64,
 }
 
 impl Default for DecisionParams {
     fn default() -> DecisionParams {
         DecisionParams {
-            max_chance: 0.001,
-            min_votes: 8,
+            max_chance: 1e-5,
+            min_votes: 11,
             dispersion: 1.5,
-            confidence_half_chance: 0.1,
-            confidence_slope: 1.0,
+            confidence_half_chance: 1.78e-4,
+            confidence_slope: 0.75,
         }
     }
 }
