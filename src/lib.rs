@@ -14,9 +14,9 @@
 //! cues, which [`timeline`] draws; [`cmd`] has one file per subcommand; [`cli`] is the only
 //! place that knows clap.
 
+pub mod chance;
 pub mod cli;
 pub mod closelook;
-pub mod chance;
 pub mod cmd;
 pub mod cuesheet;
 pub mod decode;

@@ -19,8 +19,8 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{self, Landmark};
 use crate::chance;
+use crate::hash::{self, Landmark};
 use crate::params::Params;
 use crate::store::{self, Posting, Postings, Store, TrackRecord};
 
@@ -91,6 +91,9 @@ pub struct TrackFeatures {
     pub tail: Vec<u32>,
 }
 
+/// (track, offset in frames, query anchor: frame << FREQ_BITS | bin).
+type Vote = (u32, i64, u32);
+
 /// Postings each track gave a query (before votes are deduplicated).
 type TrackPostings = HashMap<u32, u64>;
 
@@ -125,6 +128,9 @@ pub struct Matcher {
     /// Offsets a chance answer could take, over the whole library: frames
     /// of every track, divided by the +-1 frame a score is smoothed over.
     library_positions: f64,
+    /// Every look counts this many times (`ostid scan`: one recording is
+    /// many windows, each a chance for a chance answer).
+    looks_factor: f64,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -157,11 +163,19 @@ impl Matcher {
             cached_postings: AtomicUsize::new(0),
             max_lead_frames: MAX_LEAD_FRAMES,
             library_positions: frames / chance::SMOOTHING_FRAMES,
+            looks_factor: 1.0,
         })
     }
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Count every look `factor` times: a caller that asks many queries of
+    /// one input (the windows of a recording) keeps chance answers rare per
+    /// input, not per query.
+    pub fn set_looks_factor(&mut self, factor: f64) {
+        self.looks_factor = factor.max(1.0);
     }
 
     /// Name answers only when the expected chance answers are at most
@@ -265,7 +279,7 @@ impl Matcher {
     /// and offset (an anchor paired with many targets counts once); with
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
-    fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<(u32, i64, u32)>, TrackPostings)> {
+    fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
         let mut votes = self.votes(landmarks)?;
         votes.sort_unstable();
         let mut per_track: TrackPostings = HashMap::new();
@@ -415,6 +429,7 @@ impl Matcher {
         let frames = rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64;
         let rate = chance::rate(postings.get(&track).copied().unwrap_or(0), frames);
         let d = &self.params.decision;
+        let looks = looks * self.looks_factor;
         chance::expected(rate, score, self.library_positions * looks, d.dispersion)
     }
 

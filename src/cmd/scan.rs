@@ -107,6 +107,8 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     // while a long scan runs.
     drop(store);
     matcher.allow_lead(WINDOW_S);
+    // Chance answers are kept rare per hour of recording, not per window.
+    matcher.set_looks_factor(3600.0 / HOP_S);
     if let Some(e) = cfg.max_chance {
         matcher.set_max_chance(e);
     }
