@@ -1670,7 +1670,7 @@ fn max_chance_sets_how_sure_an_answer_must_be() {
     assert!(c(1e-9) > c(defaults.max_chance) && c(defaults.max_chance) > c(1e-2));
     for bad in ["0", "-1", "x", "inf"] {
         ostid(&db)
-            .args(["match", "--max-chance", bad])
+            .args(["match", &format!("--max-chance={bad}")])
             .arg(&clip)
             .assert()
             .code(2)
