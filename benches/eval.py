@@ -63,10 +63,16 @@ VERSIONS = {"Colobot/infinite": "Colobot/music008", "Colobot/hv2": "Colobot/huma
 
 
 def piece_of(path):
-    """Versions of one piece share a key: track3 / track3_enhanced, menu / menu_enhanced."""
-    stem = os.path.splitext(os.path.basename(path))[0].lower()
+    """Versions of one piece share a key: track3 / track3_enhanced, menu / menu_enhanced,
+    and the extra library's speed-changed copies (Work x1.12/track3.opus.flac)."""
+    name = os.path.basename(path)
+    work = os.path.basename(os.path.dirname(path))
+    copy = re.fullmatch(r"(.+) x\d\.\d\d", work)
+    if copy:
+        work, name = copy.group(1), os.path.splitext(name)[0]
+    stem = os.path.splitext(name)[0].lower()
     stem = re.sub(r"_(enhanced|[a-z]+_soundtrack)$", "", stem)
-    key = os.path.basename(os.path.dirname(path)) + "/" + stem
+    key = work + "/" + stem
     return VERSIONS.get(key, key)
 
 
@@ -287,11 +293,17 @@ def main():
     ap.add_argument("--size", choices=["base", "large", "both"], default="both",
                     help="library size: the evaluation library, or with the extra ~35 h indexed too")
     ap.add_argument("--clips-only", action="store_true", help="build corpus and clips, match nothing")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score the answers of the last run again (CACHE/answers-*.jsonl) and print the tables")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     cache = os.path.abspath(args.cache)
     os.makedirs(cache, exist_ok=True)
+    if args.rescore:
+        for size in ["base", "large"] if args.size == "both" else [args.size]:
+            rescore(cache, args.preset, size, args.half)
+        return
     ensure_tools()
     halves = ["tune", "report"] if args.half == "both" else [args.half]
     per_cell = {("tune", "known"): 20 if args.quick else 50, ("report", "known"): 30 if args.quick else 100,
@@ -323,6 +335,23 @@ def main():
         with open(os.path.join(cache, name), "w") as f:
             json.dump(r, f, indent=1)
         report(r)
+
+
+def rescore(cache, preset, size, half):
+    """Tables of a finished run again, from its answers (after a change to
+    how answers are scored, such as which files are versions of a piece)."""
+    with open(os.path.join(cache, f"results-{preset}-{size}-{half}.json")) as f:
+        r = json.load(f)
+    pairs = []
+    with open(os.path.join(cache, f"answers-{preset}-{size}.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            pairs.append((row["clip"], row["answer"]))
+    r["halves"] = {h: score([(c, a) for c, a in pairs if c["half"] == h])
+                   for h in sorted({c["half"] for c, _ in pairs})}
+    with open(os.path.join(cache, f"results-{preset}-{size}-{half}.json"), "w") as f:
+        json.dump(r, f, indent=1)
+    report(r)
 
 
 def index_db(ostid, db, preset, threads, paths):

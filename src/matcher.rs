@@ -379,7 +379,7 @@ impl Matcher {
             let Some(rec) = self.tracks.get(t) else {
                 continue;
             };
-            let frames = rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64;
+            let frames = self.offsets(rec);
             tracks.push(TrackFeatures {
                 path: rec.path.clone(),
                 score: best.score,
@@ -420,14 +420,21 @@ impl Matcher {
         Ok(out)
     }
 
+    /// Offsets a query may take in a track, frames.
+    fn offsets(&self, rec: &TrackRecord) -> f64 {
+        rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64
+    }
+
     /// Expected number of chance answers at least `score` strong for this
     /// query in `track`, over every offset of the library and `looks`.
     fn chance_of(&self, track: u32, score: u32, postings: &TrackPostings, looks: f64) -> f64 {
         let Some(rec) = self.tracks.get(&track) else {
             return f64::INFINITY;
         };
-        let frames = rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64;
-        let rate = chance::rate(postings.get(&track).copied().unwrap_or(0), frames);
+        let rate = chance::rate(
+            postings.get(&track).copied().unwrap_or(0),
+            self.offsets(rec),
+        );
         let d = &self.params.decision;
         let looks = looks * self.looks_factor;
         chance::expected(rate, score, self.library_positions * looks, d.dispersion)
