@@ -295,6 +295,7 @@ def main():
     ap.add_argument("--clips-only", action="store_true", help="build corpus and clips, match nothing")
     ap.add_argument("--rescore", action="store_true",
                     help="score the answers of the last run again (CACHE/answers-*.jsonl) and print the tables")
+    ap.add_argument("--max-chance", help="passed to `ostid match` (a loose value for benches/tune.py)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -326,7 +327,8 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     works = lambda paths: len({os.path.dirname(p) for p in paths})
     for size in sizes:
-        r = evaluate(ostid, decode_only, cache, args.preset, size, indexed, extra, clips, args.threads)
+        r = evaluate(ostid, decode_only, cache, args.preset, size, indexed, extra, clips, args.threads,
+                     args.max_chance)
         r.update(commit=commit, date=time.strftime("%Y-%m-%d"), mode="quick" if args.quick else "full",
                  held_out_tracks=len(held),
                  unknown_tracks={h: len([u for u in unknown if half_of(u) == h]) for h in halves},
@@ -363,7 +365,7 @@ def index_db(ostid, db, preset, threads, paths):
     return hours, el, rss, size
 
 
-def evaluate(ostid, decode_only, cache, preset, size, indexed, extra, clips, threads):
+def evaluate(ostid, decode_only, cache, preset, size, indexed, extra, clips, threads, max_chance=None):
     db = os.path.join(cache, f"db-{preset}-{size}")
     paths = indexed + ([extra] if size == "large" else [])
     hours, el, rss, nbytes = index_db(ostid, db, preset, threads, paths)
@@ -384,15 +386,16 @@ def evaluate(ostid, decode_only, cache, preset, size, indexed, extra, clips, thr
     listfile = os.path.join(cache, f"clips-{size}.txt")
     with open(listfile, "w") as f:
         f.write("\n".join(c["query"] for c in clips) + "\n")
+    loose = ["--max-chance", max_chance] if max_chance else []
     out, _, match_el, match_rss = timed([ostid, "--db", db, "-q", "match", "--json", "-j", str(threads),
-                                         "--from-file", listfile])
+                                         "--from-file", listfile] + loose)
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == len(clips), (len(lines), len(clips))
     # Every answer, for choosing rules on the tuning half (benches/tune.py).
     with open(os.path.join(cache, f"answers-{preset}-{size}.jsonl"), "w") as f:
         for c, a in zip(clips, lines):
             f.write(json.dumps({"clip": c, "answer": a}) + "\n")
-    r.update(match_clips=len(clips), match_total_s=round(match_el, 1), match_peak_rss_mb=round(match_rss, 1))
+    r.update(max_chance=max_chance, match_clips=len(clips), match_total_s=round(match_el, 1), match_peak_rss_mb=round(match_rss, 1))
     r["halves"] = {h: score([(c, a) for c, a in zip(clips, lines) if c["half"] == h])
                    for h in sorted({c["half"] for c in clips})}
     return r

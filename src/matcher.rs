@@ -330,24 +330,27 @@ impl Matcher {
                 score += n.votes();
                 weighted += n.votes() as f64 * n.offset as f64;
             }
-            let mut windows = 0;
+            let (mut windows, mut frames) = (0, 0);
             if score >= count_windows_from {
                 ws.clear();
                 for run in std::iter::once(r).chain(neighbours.iter().flatten().copied()) {
                     ws.extend(
                         votes[run.start..run.end]
                             .iter()
-                            .map(|&(_, _, a)| (a >> hash::FREQ_BITS) / window),
+                            .map(|&(_, _, a)| a >> hash::FREQ_BITS),
                     );
                 }
                 ws.sort_unstable();
                 ws.dedup();
+                frames = ws.len() as u32;
+                ws.dedup_by_key(|f| *f / window);
                 windows = ws.len() as u32;
             }
             per_track.entry(r.track).or_default().push(Candidate {
                 offset: r.offset,
                 score,
                 windows,
+                frames,
                 refined: weighted / score as f64,
             });
         }
@@ -385,7 +388,7 @@ impl Matcher {
                 score: best.score,
                 windows: best.windows,
                 rate: chance::rate(postings.get(t).copied().unwrap_or(0), frames),
-                chance: self.chance_of(*t, best.score, &postings, looks),
+                chance: self.chance_of(*t, best.frames, &postings, looks),
                 frames,
                 tail: own,
             });
@@ -425,8 +428,9 @@ impl Matcher {
         rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64
     }
 
-    /// Expected number of chance answers at least `score` strong for this
-    /// query in `track`, over every offset of the library and `looks`.
+    /// Expected number of chance answers with votes from at least `score`
+    /// distinct query frames in `track`, over every offset of the library
+    /// and `looks`.
     fn chance_of(&self, track: u32, score: u32, postings: &TrackPostings, looks: f64) -> f64 {
         let Some(rec) = self.tracks.get(&track) else {
             return f64::INFINITY;
@@ -458,7 +462,7 @@ impl Matcher {
                 cands.sort_by(|a, b| b.score.cmp(&a.score).then(a.offset.cmp(&b.offset)));
                 let best = cands[0];
                 let chance = if best.score >= min_votes && best.windows >= min_windows {
-                    self.chance_of(t, best.score, &postings, looks)
+                    self.chance_of(t, best.frames, &postings, looks)
                 } else {
                     f64::INFINITY
                 };
@@ -536,11 +540,14 @@ impl Matcher {
             };
             let mut offsets_s: Vec<f64> = positions.iter().map(|c| round_ms(to_s(c))).collect();
             offsets_s.sort_by(f64::total_cmp);
-            // Runner-ups below the floor have no chance figure of their own.
+            // Runner-ups below the floor have no chance figure of their own;
+            // their distinct frames were not counted, so their votes stand in
+            // (at most as many: a figure no larger than the true one).
             let chance = if chance.is_finite() {
                 *chance
             } else {
-                self.chance_of(*track, best.score, &postings, looks)
+                let frames = if best.frames > 0 { best.frames } else { best.score };
+                self.chance_of(*track, frames, &postings, looks)
             };
             let m = Match {
                 title: rec.title.clone(),
@@ -657,6 +664,11 @@ struct Candidate {
     /// Distinct query windows the votes fall in (counted only when
     /// `score >= min_votes`; 0 otherwise).
     windows: u32,
+    /// Distinct query frames the votes come from (counted likewise): what
+    /// the chance test counts. Peaks of one frame are not independent
+    /// chances: one chord of a timbre two pieces share gives votes from
+    /// every harmonic at once.
+    frames: u32,
     /// Vote-weighted offset, in frames (sub-frame precision).
     refined: f64,
 }
