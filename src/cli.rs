@@ -166,7 +166,7 @@ pub struct MatchArgs {
     pub preset: Option<String>,
     /// How sure an answer must be: name a track only when chance alone
     /// would give an answer as strong to fewer than E clips on average
-    /// [default: 1e-5]
+    /// [default: 3e-5]
     #[arg(long, value_name = "E", value_parser = positive_f64)]
     pub max_chance: Option<f64>,
 }

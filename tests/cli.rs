@@ -691,7 +691,12 @@ fn ctrl_c_during_match_exits_130() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
 }
 
