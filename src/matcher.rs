@@ -546,7 +546,11 @@ impl Matcher {
             let chance = if chance.is_finite() {
                 *chance
             } else {
-                let frames = if best.frames > 0 { best.frames } else { best.score };
+                let frames = if best.frames > 0 {
+                    best.frames
+                } else {
+                    best.score
+                };
                 self.chance_of(*track, frames, &postings, looks)
             };
             let m = Match {

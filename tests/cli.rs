@@ -653,8 +653,10 @@ fn ctrl_c_during_index_keeps_what_is_done_and_exits_130() {
     let db = tmp.path().join("index");
     let extra = tmp.path().join("long");
     std::fs::create_dir(&extra).unwrap();
-    // Long enough to still be decoding when the signal lands.
-    write_long_wav(&extra.join("long.wav"), 3600);
+    // Long enough to still be decoding when the signal lands (an idle
+    // machine indexes this hour-long tone sequence at ~6,000x real time in a
+    // debug build: one hour was done before 700 ms).
+    write_long_wav(&extra.join("long.wav"), 7200);
     let child = ostid_process(&db)
         .args(["index", "-j", "1"])
         .arg(&extra)
@@ -662,7 +664,7 @@ fn ctrl_c_during_index_keeps_what_is_done_and_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::thread::sleep(std::time::Duration::from_millis(400));
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1553,7 +1555,8 @@ fn a_file_name_that_is_not_utf8_is_indexed_listed_and_removed() {
 /// Music under far louder speech: the first look at the clip finds no
 /// match, the close look (query peaks of smaller neighbourhoods) names it.
 /// The synthetic voice is sparse (harmonics in syllable bursts), so it takes
-/// 24 dB over the music to hide it from the first look.
+/// 26 dB over the music to hide it from the first look (at 24 dB the first
+/// look names it since the chance rule; at 28 dB the close look no longer can).
 #[test]
 fn music_under_speech_is_found_by_the_close_look() {
     let tmp = TempDir::new().expect("tempdir");
@@ -1562,7 +1565,7 @@ fn music_under_speech_is_found_by_the_close_look() {
     let r = 8000;
     let music = &market[2 * r..10 * r];
     let speech = synthetic_speech(8.0);
-    let k = rms(music) / rms(&speech) * 10f32.powf(24.0 / 20.0);
+    let k = rms(music) / rms(&speech) * 10f32.powf(26.0 / 20.0);
     let mix: Vec<f32> = music
         .iter()
         .zip(&speech)
@@ -1571,8 +1574,7 @@ fn music_under_speech_is_found_by_the_close_look() {
     let clip = tmp.path().join("under-speech.wav");
     write_wav(&clip, &mix, 8000);
 
-    // Without the close look (recorded in the index's parameters): no match,
-    // or a less certain one.
+    // Without the close look (recorded in the index's parameters): no match.
     let mut without = ostid::params::Params::default();
     without.close_look.enabled = false;
     let params = tmp.path().join("params.json");
@@ -1584,15 +1586,12 @@ fn music_under_speech_is_found_by_the_close_look() {
         .arg(&lib)
         .assert()
         .code(0);
-    let out = ostid(&plain)
+    ostid(&plain)
         .args(["match", "--json"])
         .arg(&clip)
-        .output()
-        .expect("runs");
-    let plain_chance = json_lines(&out)[0]
-        .best
-        .as_ref()
-        .map_or(f64::INFINITY, |m| m.chance);
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(r#""match":null"#));
 
     let (_keep, db) = indexed();
     let out = ostid(&db)
@@ -1605,7 +1604,11 @@ fn music_under_speech_is_found_by_the_close_look() {
     let m = json_lines(&out)[0].best.clone().expect("named");
     assert_eq!(m.title, "Night Market");
     assert!((m.offset_s - 2.0).abs() < 0.05, "offset {}", m.offset_s);
-    assert!(m.chance < plain_chance, "{} vs {plain_chance}", m.chance);
+    assert!(
+        m.chance <= without.decision.max_chance,
+        "chance {}",
+        m.chance
+    );
 }
 
 /// Pink-ish noise (white noise through a leaky integrator), seeded.
