@@ -85,6 +85,8 @@ pub struct TrackFeatures {
     pub path: String,
     pub score: u32,
     pub windows: u32,
+    /// Distinct query frames among the best offset's votes.
+    pub distinct_frames: u32,
     pub rate: f64,
     pub chance: f64,
     pub frames: f64,
@@ -387,6 +389,7 @@ impl Matcher {
                 path: rec.path.clone(),
                 score: best.score,
                 windows: best.windows,
+                distinct_frames: best.frames,
                 rate: chance::rate(postings.get(t).copied().unwrap_or(0), frames),
                 chance: self.chance_of(*t, best.frames, &postings, looks),
                 frames,
