@@ -265,16 +265,29 @@ impl Matcher {
         Ok(votes)
     }
 
-    /// The best (track, offset) vote count of a query, strong or not: a
-    /// cheap probe for comparing warps of one clip.
-    pub fn probe(&self, landmarks: &[Landmark]) -> Result<u32> {
-        let (votes, _) = self.sorted_votes(landmarks)?;
-        let per_track = self.candidates(&votes, u32::MAX);
-        Ok(per_track
-            .values()
-            .flat_map(|c| c.iter().map(|c| c.score))
-            .max()
-            .unwrap_or(0))
+    /// A cheap look at a query, strong or not, for comparing warps of one
+    /// clip: the best (track, offset) vote count, and the chance of the
+    /// likeliest track (what the decision rule would say of it, over
+    /// `looks`): a probe that chance all but never gives ends the search.
+    pub fn probe(&self, landmarks: &[Landmark], looks: f64) -> Result<Probe> {
+        let (votes, postings) = self.sorted_votes(landmarks)?;
+        let per_track = self.candidates(&votes, PROBE_FRAMES_FROM);
+        let mut probe = Probe {
+            score: 0,
+            chance: f64::INFINITY,
+        };
+        for (t, cands) in &per_track {
+            let Some(best) = cands.iter().max_by_key(|c| (c.score, c.frames)) else {
+                continue;
+            };
+            probe.score = probe.score.max(best.score);
+            if best.frames > 0 {
+                probe.chance = probe
+                    .chance
+                    .min(self.chance_of(*t, best.frames, &postings, looks));
+            }
+        }
+        Ok(probe)
     }
 
     /// Votes of a query, sorted and deduplicated: one vote per query peak
@@ -648,6 +661,11 @@ impl Run {
     }
 }
 
+/// Where `low` is expected in a bucket sorted by `low` (interpolation).
+fn guess(entries: &[Entry], low: u32) -> usize {
+    (((low as u64 * entries.len() as u64) >> store::LOW_BITS) as usize).min(entries.len())
+}
+
 /// First entry with `e.low >= low`. Lows are uniform (hashes are mixed), so
 /// the position is guessed by interpolation and corrected by galloping
 /// (steps of 1, 2, 4, ...) then a binary search in the last step: one or two
@@ -656,7 +674,7 @@ impl Run {
 /// was most of a query's time).
 fn lower_bound(entries: &[Entry], low: u32) -> usize {
     let n = entries.len();
-    let guess = (((low as u64 * n as u64) >> store::LOW_BITS) as usize).min(n);
+    let guess = guess(entries, low);
     // The answer lies in lo..=hi.
     let (mut lo, mut hi) = (guess, guess);
     let mut step = 1;
@@ -672,6 +690,20 @@ fn lower_bound(entries: &[Entry], low: u32) -> usize {
         step *= 2;
     }
     lo + entries[lo..hi].partition_point(|e| e.low < low)
+}
+
+/// Votes from which a probe counts a candidate's query frames (below, its
+/// chance is not worth working out: no look could name it).
+const PROBE_FRAMES_FROM: u32 = 4;
+
+/// What [`Matcher::probe`] sees of a query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Probe {
+    /// Votes at the best (track, offset), smoothed over +-1 frame.
+    pub score: u32,
+    /// Expected chance answers as strong as the likeliest track's best
+    /// offset (infinite when no offset has [`PROBE_FRAMES_FROM`] votes).
+    pub chance: f64,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -154,6 +154,9 @@ pub struct WarpParams {
     pub probe_fan_out: usize,
     /// First-pass candidates refined with full queries. Default 2.
     pub refine: usize,
+    /// A first-pass point whose chance is at most this ends the first pass
+    /// (after the points up to one grid step further out). Default 1e-6. Query side.
+    pub stop_max_chance: f64,
     /// A clip matched unwarped with at least this many votes is not searched. Default 22.
     pub skip_votes: u32,
     /// ...unless its offset drifts through the clip by at least this much
@@ -176,6 +179,7 @@ impl Default for WarpParams {
             tempo_step: 0.02,
             probe_fan_out: 4,
             refine: 2,
+            stop_max_chance: 1e-6,
             skip_votes: 22,
             min_drift: 0.01,
             min_votes: None,
@@ -297,6 +301,9 @@ impl Params {
             return Err(
                 "warp: ranges must be in [0, 0.5) (pitch 0..=6 semitones), steps > 0".into(),
             );
+        }
+        if w.stop_max_chance.is_nan() || w.stop_max_chance < 0.0 {
+            return Err("warp: stop_max_chance must be >= 0".into());
         }
         let c = &self.close_look;
         if c.radius_bins == 0 && c.radius_frames == 0 {

@@ -15,7 +15,7 @@ use anyhow::Result;
 
 use crate::fingerprint::{Fingerprinter, Role};
 use crate::hash::Landmark;
-use crate::matcher::{Matcher, Outcome};
+use crate::matcher::{Matcher, Outcome, Probe};
 use crate::params::Params;
 
 /// How a query is mapped back onto the library's time-frequency grid: the
@@ -155,12 +155,25 @@ pub fn identify(
         query_fan_out: w.probe_fan_out,
         ..params.clone()
     };
-    let mut probed: Vec<(u32, Change)> = Vec::new();
+    // Nearest to unchanged first. Once a probe is so strong that chance all
+    // but never gives it, the points up to one step further out are probed
+    // too (the other lines at about the same distance: a pitch change also
+    // lines up along the speed line, a little worse) and the rest skipped.
+    let mut probed: Vec<(Probe, Change)> = Vec::new();
+    let mut last_distance = f64::INFINITY;
     for change in grid(&params) {
+        let distance = (change.factor() - 1.0).abs();
+        if distance > last_distance + 1e-9 {
+            break;
+        }
         let lms = landmarks(&probe_params, samples, change.warp());
-        probed.push((matcher.probe(&lms)?, change));
+        let probe = matcher.probe(&lms, looks(&params))?;
+        if probe.chance <= w.stop_max_chance && last_distance.is_infinite() {
+            last_distance = distance + w.freq_step.max(w.tempo_step);
+        }
+        probed.push((probe, change));
     }
-    probed.sort_by_key(|p| std::cmp::Reverse(p.0));
+    probed.sort_by_key(|p| std::cmp::Reverse(p.0.score));
 
     // Second pass: full queries around the best points, at half steps.
     let mut best: Option<(Outcome, Change, u32)> = None;
