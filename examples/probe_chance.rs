@@ -4,7 +4,7 @@
 //! prints one JSON object per clip: its manifest entry, the straight look's
 //! score, whether the search runs at all, and the probe (score, chance,
 //! change) of every grid point, best score first.
-use ostid::decode::{decode, Flow, Source};
+mod common;
 use ostid::matcher::Matcher;
 use ostid::store::{Access, Store};
 use ostid::warp;
@@ -29,17 +29,7 @@ fn main() {
             .unwrap()
             .par_iter()
             .map(|c| {
-                let mut samples = Vec::new();
-                decode(
-                    &Source::Path(c["query"].as_str().unwrap().into()),
-                    8000,
-                    0.5,
-                    |s| {
-                        samples.extend_from_slice(s);
-                        Flow::Continue
-                    },
-                )
-                .unwrap();
+                let samples = common::clip_samples(c);
                 let lms = warp::landmarks(&params, &samples, warp::Warp::NONE);
                 let straight = m.identify(&lms, 1, 1.0).unwrap();
                 let score = straight.best.as_ref().map_or(0, |b| b.score);

@@ -5,7 +5,7 @@
 //! prints one JSON object per clip: the clip's manifest entry and
 //! [`ostid::matcher::Features`] (the library's score tail, and the best
 //! tracks with their scores, windows, chance rates and tails).
-use ostid::decode::{decode, Flow, Source};
+mod common;
 use ostid::matcher::Matcher;
 use ostid::store::{Access, Store};
 use ostid::warp::{self, Change, Warp};
@@ -43,17 +43,7 @@ fn main() {
         let clips: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
         for c in clips.as_array().unwrap() {
-            let mut samples = Vec::new();
-            decode(
-                &Source::Path(c["query"].as_str().unwrap().into()),
-                8000,
-                0.5,
-                |s| {
-                    samples.extend_from_slice(s);
-                    Flow::Continue
-                },
-            )
-            .unwrap();
+            let samples = common::clip_samples(c);
             let lms = warp::landmarks(&params, &samples, warp);
             let f = m.features(&lms, 5, 1.0).unwrap();
             let line = serde_json::json!({"clip": c, "features": f});

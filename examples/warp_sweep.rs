@@ -1,7 +1,7 @@
 //! Experiment: score of the right track as the query warp varies.
 //! `warp_sweep DB MANIFEST KIND LENGTH MODE [FAN_OUT]` (MODE: speed, tempo,
 //! pitch; MANIFEST: a `manifest-KIND.json` of `benches/eval.py`).
-use ostid::decode::{decode, Flow, Source};
+mod common;
 use ostid::matcher::Matcher;
 use ostid::store::{Access, Store};
 use ostid::warp::{self, Warp};
@@ -33,17 +33,7 @@ fn main() {
         if n > 12 {
             break;
         }
-        let mut samples = Vec::new();
-        decode(
-            &Source::Path(c["query"].as_str().unwrap().into()),
-            8000,
-            0.5,
-            |s| {
-                samples.extend_from_slice(s);
-                Flow::Continue
-            },
-        )
-        .unwrap();
+        let samples = common::clip_samples(c);
         let truth = c["path"].as_str().unwrap();
         let mut line = String::new();
         for &f in &factors {
