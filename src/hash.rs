@@ -104,6 +104,16 @@ impl Pairer {
     }
 
     pub fn push(&mut self, peak: Peak, out: &mut dyn FnMut(Landmark)) {
+        self.push_pairs(peak, &mut |a, p| out(landmark(a, p)));
+    }
+
+    pub fn finish(&mut self, out: &mut dyn FnMut(Landmark)) {
+        self.finish_pairs(&mut |a, p| out(landmark(a, p)));
+    }
+
+    /// [`Pairer::push`] giving the pairs of peaks themselves (anchor,
+    /// target), an anchor's pairs together and nearest first.
+    pub fn push_pairs(&mut self, peak: Peak, out: &mut impl FnMut(&Peak, &Peak)) {
         while let Some(front) = self.queue.front() {
             if front.frame + self.max_dt >= peak.frame {
                 break;
@@ -113,7 +123,7 @@ impl Pairer {
         self.queue.push_back(peak);
     }
 
-    pub fn finish(&mut self, out: &mut dyn FnMut(Landmark)) {
+    pub fn finish_pairs(&mut self, out: &mut impl FnMut(&Peak, &Peak)) {
         while !self.queue.is_empty() {
             self.emit_front(out);
         }
@@ -121,7 +131,7 @@ impl Pairer {
 
     /// Pair the oldest peak with its nearest targets (by time gap, then
     /// frequency gap) and drop it.
-    fn emit_front(&mut self, out: &mut dyn FnMut(Landmark)) {
+    fn emit_front(&mut self, out: &mut impl FnMut(&Peak, &Peak)) {
         let Some(a) = self.queue.pop_front() else {
             return;
         };
@@ -138,12 +148,17 @@ impl Pairer {
         }
         self.cands
             .sort_unstable_by_key(|&(dt, adf, p)| (dt, adf, p.bin));
-        for &(dt, _, p) in self.cands.iter().take(self.fan_out) {
-            out(Landmark {
-                hash: mix(pack(a.bin, p.bin as i32 - a.bin as i32, dt)),
-                frame: a.frame,
-            });
+        for (_, _, p) in self.cands.iter().take(self.fan_out) {
+            out(&a, p);
         }
+    }
+}
+
+/// The landmark of an anchor and a target peak.
+fn landmark(a: &Peak, p: &Peak) -> Landmark {
+    Landmark {
+        hash: mix(pack(a.bin, p.bin as i32 - a.bin as i32, p.frame - a.frame)),
+        frame: a.frame,
     }
 }
 
@@ -184,6 +199,8 @@ mod tests {
             frame,
             bin,
             power: 1.0,
+            dbin: 0.0,
+            dframe: 0.0,
         };
         let mut p = Pairer::new(2, 1, 10, 50);
         let mut out = Vec::new();

@@ -18,6 +18,28 @@ pub struct Peak {
     pub bin: u16,
     /// Power relative to a full-scale sine (linear).
     pub power: f32,
+    /// Where the maximum lies between bins and between frames: the vertex
+    /// of the parabola through the log powers of the peak and its two
+    /// neighbours, as an offset from `bin` and `frame` in [-0.5, 0.5] (0 at
+    /// the edges, on plateaus, and along time for a neighbourhood of one
+    /// frame). The warp search moves peaks by fractions
+    /// of a bin ([`crate::warp::Pairs`]).
+    pub dbin: f32,
+    pub dframe: f32,
+}
+
+/// Offset of the vertex of the parabola through `(-1, l)`, `(0, c)` and
+/// `(1, r)`, log powers, from 0; clamped to [-0.5, 0.5], 0 where the three
+/// are not a maximum.
+pub fn vertex(l: f32, c: f32, r: f32) -> f32 {
+    const TINY: f32 = 1e-30;
+    let (l, c, r) = (l.max(TINY).ln(), c.max(TINY).ln(), r.max(TINY).ln());
+    let d = l - 2.0 * c + r;
+    if d < 0.0 {
+        (0.5 * (l - r) / d).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    }
 }
 
 /// Incremental rectangle-maximum peak picker.
@@ -102,10 +124,20 @@ impl PeakPicker {
                 .enumerate()
                 .any(|(j, (_, other))| j != ci && other[b] > v);
             if !beaten {
+                let dbin = match (b.checked_sub(1), vals.get(b + 1)) {
+                    (Some(l), Some(&r)) => vertex(vals[l], v, r),
+                    _ => 0.0,
+                };
+                let dframe = match (ci.checked_sub(1), self.window.get(ci + 1)) {
+                    (Some(l), Some((r, _))) => vertex(self.window[l].0[b], v, r[b]),
+                    _ => 0.0,
+                };
                 out(Peak {
                     frame: c,
                     bin: (b + self.first_bin) as u16,
                     power: v,
+                    dbin,
+                    dframe,
                 });
             }
         }
@@ -194,10 +226,24 @@ mod tests {
                     }
                 }
                 if ok {
+                    let (dbin, dframe) = (
+                        if b > 0 && b + 1 < row.len() {
+                            vertex(row[b - 1], v, row[b + 1])
+                        } else {
+                            0.0
+                        },
+                        if rt > 0 && t > 0 && t + 1 < frames.len() {
+                            vertex(frames[t - 1][b], v, frames[t + 1][b])
+                        } else {
+                            0.0
+                        },
+                    );
                     out.push(Peak {
                         frame: t as u32,
                         bin: (b + first_bin) as u16,
                         power: v,
+                        dbin,
+                        dframe,
                     });
                 }
             }
