@@ -48,6 +48,9 @@ pub struct PeakPicker {
     radius_frames: usize,
     floor: f32,
     first_bin: usize,
+    /// Work out `dbin` and `dframe` (left 0 otherwise: the index has no
+    /// use for them).
+    fine: bool,
     /// The last frames seen: (values, values max-filtered along frequency).
     window: VecDeque<(Vec<f32>, Vec<f32>)>,
     /// Index of the frame at the front of `window`.
@@ -73,6 +76,7 @@ impl PeakPicker {
             radius_frames,
             floor,
             first_bin,
+            fine: false,
             window: VecDeque::with_capacity(2 * radius_frames + 2),
             front_frame: 0,
             next_center: 0,
@@ -81,6 +85,12 @@ impl PeakPicker {
             scratch_a: Vec::new(),
             scratch_b: Vec::new(),
         }
+    }
+
+    /// Give peaks their positions between bins and frames (`dbin`, `dframe`).
+    pub fn with_fine_positions(mut self) -> PeakPicker {
+        self.fine = true;
+        self
     }
 
     /// Feed the next frame; peaks of every frame now decided go to `out`.
@@ -125,11 +135,11 @@ impl PeakPicker {
                 .any(|(j, (_, other))| j != ci && other[b] > v);
             if !beaten {
                 let dbin = match (b.checked_sub(1), vals.get(b + 1)) {
-                    (Some(l), Some(&r)) => vertex(vals[l], v, r),
+                    (Some(l), Some(&r)) if self.fine => vertex(vals[l], v, r),
                     _ => 0.0,
                 };
                 let dframe = match (ci.checked_sub(1), self.window.get(ci + 1)) {
-                    (Some(l), Some((r, _))) => vertex(self.window[l].0[b], v, r[b]),
+                    (Some(l), Some((r, _))) if self.fine => vertex(self.window[l].0[b], v, r[b]),
                     _ => 0.0,
                 };
                 out(Peak {
@@ -266,14 +276,25 @@ mod tests {
                 .map(|_| (0..bins).map(|_| (rng.next_f32() * 80.0).round()).collect())
                 .collect();
             let mut fast = Vec::new();
-            let mut p = PeakPicker::new(rb, rt, 15.0, 20);
+            let mut p = PeakPicker::new(rb, rt, 15.0, 20).with_fine_positions();
             for f in &frames {
                 p.push(f, &mut |pk| fast.push(pk));
             }
             p.finish(&mut |pk| fast.push(pk));
             let naive = naive_peaks(&frames, rb, rt, 15.0, 20);
             assert!(!naive.is_empty());
+            assert!(naive.iter().any(|p| p.dbin != 0.0));
             assert_eq!(fast, naive, "seed {seed} rb {rb} rt {rt}");
+            // Without fine positions, the same peaks.
+            let mut coarse = Vec::new();
+            let mut p = PeakPicker::new(rb, rt, 15.0, 20);
+            for f in &frames {
+                p.push(f, &mut |pk| coarse.push(pk));
+            }
+            p.finish(&mut |pk| coarse.push(pk));
+            let strip =
+                |v: &[Peak]| -> Vec<(u32, u16)> { v.iter().map(|p| (p.frame, p.bin)).collect() };
+            assert_eq!(strip(&coarse), strip(&naive));
         }
     }
 

@@ -182,7 +182,8 @@ impl Pairs {
             params.query_radius_frames,
             params.peak_floor_power(),
             wide.first_bin(),
-        );
+        )
+        .with_fine_positions();
         let mut pairer = Pairer::new(
             fan_out + SPARE_TARGETS,
             params.min_dt_frames,
