@@ -10,8 +10,8 @@
 //! first pass probes a coarse grid with few landmarks per peak, moving the
 //! clip's peaks rather than fingerprinting it again ([`Pairs`]); around the
 //! best few points, probes at quarter steps find the factor, and one full
-//! query (fingerprinted on the warped grid) answers. Clips that match well
-//! as they are skip the search.
+//! query there (moved peaks too, at the full fan-out) answers. Clips that
+//! match well as they are skip the search.
 
 use anyhow::Result;
 
