@@ -361,8 +361,7 @@ pub fn identify(
 /// A probe costs a fraction of a full query, and the votes of a warp fall
 /// off within a quarter step of the right one. Moved peaks reach any
 /// factor; a spectrogram on the warped grid does not (its FFT lengths come
-/// in steps of two samples, 0.2 % of pitch, and three full queries at half
-/// steps did worse: tuning half, 3 s clips).
+/// in steps of two samples, 0.2 % of pitch).
 fn refine(
     matcher: &Matcher,
     params: &Params,
