@@ -110,8 +110,10 @@ struct Entry {
     frame: u32,
 }
 
-/// All live postings of one bucket, every segment merged, sorted by low hash.
-type Bucket = Arc<Vec<Entry>>;
+/// All live postings of one bucket, every segment merged, sorted by low
+/// hash. A slice's length sits beside its pointer, so a lookup reads the
+/// entries straight away (no header to fetch first: one cache miss less).
+type Bucket = Arc<[Entry]>;
 
 /// Looks queries up in a snapshot of one index: it holds no lock, so the
 /// store it came from may be dropped (a long scan does not block `index`).
@@ -224,7 +226,7 @@ impl Matcher {
         }
         entries.sort_by_key(|e| e.low);
         let n = entries.len();
-        let bucket = Arc::new(entries);
+        let bucket: Bucket = entries.into();
         if self.cached_postings.fetch_add(n, Ordering::Relaxed) + n <= CACHE_MAX_POSTINGS {
             // Two threads may decode the same bucket at once; either copy will do.
             let _ = self.cache[b as usize].set(bucket.clone());
@@ -235,7 +237,9 @@ impl Matcher {
     }
 
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
-    /// the query peak (frame and bin) the landmark starts from.
+    /// the query peak (frame and bin) the landmark starts from. Cached
+    /// buckets are borrowed, not cloned: an atomic reference count per
+    /// lookup is a write to a shared line.
     fn votes(&self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
         let mut q: Vec<(u16, u32, u32)> = landmarks
             .iter()
@@ -248,19 +252,20 @@ impl Matcher {
         q.sort_unstable();
         q.dedup();
         let mut votes = Vec::new();
-        let mut i = 0;
-        while i < q.len() {
-            let b = q[i].0;
-            let end = i + q[i..].iter().take_while(|x| x.0 == b).count();
-            let bucket = self.bucket(b)?;
-            for &(_, low, anchor) in &q[i..end] {
+        let mut held: Option<Bucket> = None;
+        for run in q.chunk_by(|a, b| a.0 == b.0) {
+            let b = run[0].0;
+            let entries: &[Entry] = match self.cache[b as usize].get() {
+                Some(hit) => hit,
+                None => held.insert(self.bucket(b)?),
+            };
+            for &(_, low, anchor) in run {
                 let qframe = anchor >> hash::FREQ_BITS;
-                let start = lower_bound(&bucket, low);
-                for e in bucket[start..].iter().take_while(|e| e.low == low) {
+                let start = lower_bound(entries, low);
+                for e in entries[start..].iter().take_while(|e| e.low == low) {
                     votes.push((e.track, e.frame as i64 - qframe as i64, anchor));
                 }
             }
-            i = end;
         }
         Ok(votes)
     }

@@ -13,6 +13,8 @@
 //! query there (moved peaks too, at the full fan-out) answers. Clips that
 //! match well as they are skip the search.
 
+use std::cell::OnceCell;
+
 use anyhow::Result;
 
 use crate::fingerprint::{Fingerprinter, Role};
@@ -272,11 +274,29 @@ impl Pairs {
 const PROBE_FULL_LENGTH_S: f64 = 10.0;
 
 /// Landmarks per anchor peak of a probe of `samples` samples.
-fn probe_fan_out(params: &Params, samples: usize) -> usize {
+pub fn probe_fan_out(params: &Params, samples: usize) -> usize {
     let w = &params.warp;
     let seconds = samples as f64 / params.sample_rate_hz as f64;
     let scaled = (w.probe_fan_out as f64 * PROBE_FULL_LENGTH_S / seconds.max(0.1)).ceil();
     (scaled as usize).clamp(w.probe_fan_out, params.query_fan_out.max(w.probe_fan_out))
+}
+
+/// A clip in the search: its pairs for probes, and at the full fan-out
+/// (made for the first full query; most clips never need them).
+struct Clip<'a> {
+    samples: &'a [f32],
+    pairs: Pairs,
+    full: OnceCell<Pairs>,
+}
+
+impl Clip<'_> {
+    fn new<'a>(params: &Params, samples: &'a [f32]) -> Clip<'a> {
+        Clip {
+            samples,
+            pairs: Pairs::new(params, samples, probe_fan_out(params, samples.len())),
+            full: OnceCell::new(),
+        }
+    }
 }
 
 /// Identify a clip, searching warps when it does not match well as it is.
@@ -300,20 +320,15 @@ pub fn identify(
             return Ok(straight);
         }
         let change = Change::Tempo(1.0 + straight.drift);
-        let pairs = Pairs::new(&params, samples, probe_fan_out(&params, samples.len()));
-        let full = Pairs::new(&params, samples, params.query_fan_out);
-        let centre = matcher
-            .probe(&pairs.landmarks(change.warp()), looks(&params))?
-            .score;
-        return Ok(
-            refine(matcher, &params, &pairs, &full, change, centre, top)?
-                .filter(|(_, _, score)| *score > straight_score)
-                .map_or(straight, |(o, c, _)| labelled(o, c)),
-        );
+        let clip = Clip::new(&params, samples);
+        let centre = matcher.probe(&clip.pairs.landmarks(change.warp()), looks(&params))?;
+        return Ok(refine(matcher, &params, &clip, change, centre, top)?
+            .filter(|(_, _, score)| *score > straight_score)
+            .map_or(straight, |(o, c, _)| labelled(o, c)));
     }
 
     // First pass: a cheap probe of every grid point.
-    let pairs = Pairs::new(&params, samples, probe_fan_out(&params, samples.len()));
+    let clip = Clip::new(&params, samples);
     // Nearest to unchanged first. Once a probe is so strong that chance all
     // but never gives it, the points up to one step further out are probed
     // too (the other lines at about the same distance: a pitch change also
@@ -325,7 +340,7 @@ pub fn identify(
         if distance > last_distance + 1e-9 {
             break;
         }
-        let probe = matcher.probe(&pairs.landmarks(change.warp()), looks(&params))?;
+        let probe = matcher.probe(&clip.pairs.landmarks(change.warp()), looks(&params))?;
         if probe.chance <= w.stop_max_chance && last_distance.is_infinite() {
             last_distance = distance + w.freq_step.max(w.tempo_step);
         }
@@ -336,9 +351,8 @@ pub fn identify(
     // Second pass: finer probes around the best points, a full query at
     // the best of each.
     let mut best: Option<(Outcome, Change, u32)> = None;
-    let full = Pairs::new(&params, samples, params.query_fan_out);
     for &(probe, change) in probed.iter().take(w.refine) {
-        if let Some(found) = refine(matcher, &params, &pairs, &full, change, probe.score, top)? {
+        if let Some(found) = refine(matcher, &params, &clip, change, probe, top)? {
             if best.as_ref().is_none_or(|b| found.2 > b.2) {
                 best = Some(found);
             }
@@ -365,23 +379,30 @@ pub fn identify(
 fn refine(
     matcher: &Matcher,
     params: &Params,
-    pairs: &Pairs,
-    full: &Pairs,
+    clip: &Clip,
     change: Change,
-    centre: u32,
+    centre: Probe,
     top: usize,
 ) -> Result<Option<(Outcome, Change, u32)>> {
     let quarter = change.step(params) / 4.0;
     let f = change.factor();
     let looks = looks(params);
     let mut scores = [0u32; 5];
+    let mut chance = f64::INFINITY;
     for (k, score) in scores.iter_mut().enumerate() {
         *score = if k == 2 {
-            centre
+            centre.score
         } else {
             let at = change.with_factor(f + (k as f64 - 2.0) * quarter);
-            matcher.probe(&pairs.landmarks(at.warp()), looks)?.score
+            let probe = matcher.probe(&clip.pairs.landmarks(at.warp()), looks)?;
+            chance = chance.min(probe.chance);
+            probe.score
         };
+    }
+    chance = chance.min(centre.chance);
+    // A full query names nothing where the finer probes look like chance.
+    if chance > params.warp.full_max_chance {
+        return Ok(None);
     }
     // The best, nearest the centre on ties.
     let k = (0..5)
@@ -396,6 +417,9 @@ fn refine(
         }
     }
     let change = change.with_factor(factor);
+    let full = clip
+        .full
+        .get_or_init(|| Pairs::new(params, clip.samples, params.query_fan_out));
     let o = matcher.identify(&full.landmarks(change.warp()), top, looks)?;
     Ok(o.best
         .as_ref()
