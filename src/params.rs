@@ -118,9 +118,9 @@ pub struct CloseLookParams {
     pub radius_frames: usize,
     /// The look is first probed with few landmarks per peak (as the warp
     /// search's first pass) and taken in full only when the probe's
-    /// expected chance answers are at most this. Default 10 (tuning half:
-    /// the close look's right answers had probes of at most 0.25; 89 % of
-    /// unknown clips' probes are above 10). Query side.
+    /// expected chance answers are at most this. Default 300 (tuning half:
+    /// the close look's right answers had probes of at most 99, a 10 s
+    /// clip; 24 % of unknown clips' probes are above 300). Query side.
     pub probe_max_chance: f64,
     /// The vote threshold of indexes made before the chance rule; read and ignored.
     #[serde(skip_serializing)]
@@ -133,7 +133,7 @@ impl Default for CloseLookParams {
             enabled: true,
             radius_bins: 3,
             radius_frames: 3,
-            probe_max_chance: 10.0,
+            probe_max_chance: 300.0,
             min_votes: None,
         }
     }
