@@ -627,9 +627,32 @@ fn a_closed_output_pipe_ends_quietly_with_0() {
 
 /// Send Ctrl-C (SIGINT) to a child process.
 fn interrupt(child: &std::process::Child) {
+    wait_for_sigint_handler(child);
     // SAFETY: plain kill(2) on a pid we own.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(rc, 0);
+}
+
+/// Wait until `child` catches SIGINT (its handler is installed), so that a
+/// signal sent on a busy machine does not land before it and kill it
+/// outright. Linux tells through `SigCgt` in /proc; elsewhere, a pause.
+fn wait_for_sigint_handler(child: &std::process::Child) {
+    let status = format!("/proc/{}/status", child.id());
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        let Ok(text) = std::fs::read_to_string(&status) else {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            return;
+        };
+        let caught = text
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        if caught.is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// A mono 16-bit WAV of `seconds` of a chord that changes every 0.25 s.
