@@ -35,12 +35,14 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     };
     let lms = warp::landmarks(&close, samples, Warp::NONE);
     // A probe first, with as few landmarks per peak as the warp search's:
-    // where it looks like chance, the full look names nothing.
+    // where it looks like chance, the full look names nothing. Judged per
+    // clip: `scan` counts each look many times over, and its full looks
+    // must be stronger still.
     let probe = matcher.probe(
         &thinned(&lms, warp::probe_fan_out(params, samples.len())),
         LOOKS,
     )?;
-    if probe.chance > c.probe_max_chance {
+    if probe.chance / matcher.looks_factor() > c.probe_max_chance {
         return Ok(None);
     }
     let o = matcher.identify(&lms, top, LOOKS)?;

@@ -112,7 +112,7 @@ struct Entry {
 
 /// All live postings of one bucket, every segment merged, sorted by low
 /// hash. A slice's length sits beside its pointer, so a lookup reads the
-/// entries straight away (no header to fetch first: one cache miss less).
+/// entries straight away (no header to fetch first).
 type Bucket = Arc<[Entry]>;
 
 /// Looks queries up in a snapshot of one index: it holds no lock, so the
@@ -180,6 +180,11 @@ impl Matcher {
     /// input, not per query.
     pub fn set_looks_factor(&mut self, factor: f64) {
         self.looks_factor = factor.max(1.0);
+    }
+
+    /// How many times every look counts ([`Matcher::set_looks_factor`]).
+    pub fn looks_factor(&self) -> f64 {
+        self.looks_factor
     }
 
     /// Name answers only when the expected chance answers are at most

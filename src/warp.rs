@@ -400,8 +400,9 @@ fn refine(
         };
     }
     chance = chance.min(centre.chance);
-    // A full query names nothing where the finer probes look like chance.
-    if chance > params.warp.full_max_chance {
+    // A full query names nothing where the finer probes look like chance
+    // (judged per clip, as the close look's probe).
+    if chance / matcher.looks_factor() > params.warp.full_max_chance {
         return Ok(None);
     }
     // The best, nearest the centre on ties.
