@@ -28,9 +28,11 @@ pub mod output;
 pub mod params;
 pub mod peaks;
 pub mod progress;
+pub mod segment;
 pub mod spectrogram;
 pub mod store;
 pub mod timeline;
+pub mod verify;
 pub mod warp;
 
 use anyhow::Result;

@@ -12,17 +12,14 @@
 //! repeats of looping music; other tracks that pass too and score nearly as
 //! well are copies or versions.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 use crate::chance;
 use crate::hash::{self, Landmark};
 use crate::params::Params;
-use crate::store::{self, Posting, Postings, Store, TrackRecord};
+use crate::store::{self, Part, Store, TrackRecord};
 
 /// One identified track.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,35 +96,14 @@ type Vote = (u32, i64, u32);
 /// Postings each track gave a query (before votes are deduplicated).
 type TrackPostings = HashMap<u32, u64>;
 
-/// Buckets decoded once and kept for the next queries, up to this many postings.
-const CACHE_MAX_POSTINGS: usize = 30_000_000;
-
-/// A stored posting with its track resolved.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    low: u32,
-    track: u32,
-    frame: u32,
-}
-
-/// All live postings of one bucket, every segment merged, sorted by low
-/// hash. A slice's length sits beside its pointer, so a lookup reads the
-/// entries straight away (no header to fetch first).
-type Bucket = Arc<[Entry]>;
-
 /// Looks queries up in a snapshot of one index: it holds no lock, so the
 /// store it came from may be dropped (a long scan does not block `index`).
 /// Queries take `&self`: clips are looked up on several threads at once,
-/// sharing the decoded buckets.
+/// reading the same mapped postings files.
 pub struct Matcher {
-    postings: Postings,
+    parts: Vec<Part>,
     params: Params,
-    tables: HashMap<u32, Vec<u32>>,
-    segments: Vec<u32>,
     tracks: HashMap<u32, TrackRecord>,
-    /// Decoded buckets, indexed by bucket number.
-    cache: Vec<OnceLock<Bucket>>,
-    cached_postings: AtomicUsize,
     max_lead_frames: i64,
     /// Offsets a chance answer could take, over the whole library: frames
     /// of every track, divided by the +-1 frame a score is smoothed over.
@@ -147,9 +123,6 @@ const MAX_LEAD_FRAMES: i64 = 31;
 
 impl Matcher {
     pub fn new(store: &Store) -> Result<Matcher> {
-        let tables: HashMap<u32, Vec<u32>> = store.segment_tables()?.into_iter().collect();
-        let mut segments: Vec<u32> = tables.keys().copied().collect();
-        segments.sort_unstable();
         let tracks: HashMap<u32, TrackRecord> =
             store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
         let params = store.params().clone();
@@ -158,13 +131,9 @@ impl Matcher {
             .map(|t| t.duration_s / params.frame_s() + MAX_LEAD_FRAMES as f64)
             .sum();
         Ok(Matcher {
-            postings: store.postings()?,
+            parts: store.parts()?,
             params,
-            tables,
-            segments,
             tracks,
-            cache: (0..store::BUCKETS).map(|_| OnceLock::new()).collect(),
-            cached_postings: AtomicUsize::new(0),
             max_lead_frames: MAX_LEAD_FRAMES,
             library_positions: frames / chance::SMOOTHING_FRAMES,
             looks_factor: 1.0,
@@ -200,79 +169,41 @@ impl Matcher {
         self.max_lead_frames = (seconds / self.params.frame_s()).ceil() as i64;
     }
 
-    fn bucket(&self, b: u16) -> Result<Bucket> {
-        if let Some(hit) = self.cache[b as usize].get() {
-            return Ok(hit.clone());
-        }
-        let mut raw = Vec::new();
-        self.postings.bucket(b, &self.segments, &mut raw)?;
-        let mut entries = Vec::new();
-        let mut postings: Vec<Posting> = Vec::new();
-        for (seg, value) in &raw {
-            postings.clear();
-            store::decode_postings(value, &mut postings).ok_or_else(|| {
-                anyhow!(
-                    "corrupt postings in the index; rebuild it with `ostid index --rebuild DIR...`"
-                )
-            })?;
-            let Some(table) = self.tables.get(seg) else {
-                continue;
-            };
-            for p in &postings {
-                match table.get(p.slot as usize) {
-                    Some(&track) if !store::is_removed(track) => entries.push(Entry {
-                        low: p.low,
-                        track,
-                        frame: p.frame,
-                    }),
-                    _ => {}
-                }
-            }
-        }
-        entries.sort_by_key(|e| e.low);
-        let n = entries.len();
-        let bucket: Bucket = entries.into();
-        if self.cached_postings.fetch_add(n, Ordering::Relaxed) + n <= CACHE_MAX_POSTINGS {
-            // Two threads may decode the same bucket at once; either copy will do.
-            let _ = self.cache[b as usize].set(bucket.clone());
-        } else {
-            self.cached_postings.fetch_sub(n, Ordering::Relaxed);
-        }
-        Ok(bucket)
-    }
-
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
-    /// the query peak (frame and bin) the landmark starts from. Cached
-    /// buckets are borrowed, not cloned: an atomic reference count per
-    /// lookup is a write to a shared line.
-    fn votes(&self, landmarks: &[Landmark]) -> Result<Vec<(u32, i64, u32)>> {
-        let mut q: Vec<(u16, u32, u32)> = landmarks
+    /// the query peak (frame and bin) the landmark starts from. Each distinct
+    /// hash is looked up once per segment.
+    fn votes(&self, landmarks: &[Landmark]) -> Vec<Vote> {
+        let mut q: Vec<(u32, u32)> = landmarks
             .iter()
             .map(|l| {
-                let (b, low) = store::split_hash(l.hash);
                 let (f1, _, _) = hash::unpack(hash::unmix(l.hash));
-                (b, low, l.frame << hash::FREQ_BITS | f1 as u32)
+                (l.hash, l.frame << hash::FREQ_BITS | f1 as u32)
             })
             .collect();
         q.sort_unstable();
         q.dedup();
         let mut votes = Vec::new();
-        let mut held: Option<Bucket> = None;
-        for run in q.chunk_by(|a, b| a.0 == b.0) {
-            let b = run[0].0;
-            let entries: &[Entry] = match self.cache[b as usize].get() {
-                Some(hit) => hit,
-                None => held.insert(self.bucket(b)?),
-            };
-            for &(_, low, anchor) in run {
-                let qframe = anchor >> hash::FREQ_BITS;
-                let start = lower_bound(entries, low);
-                for e in entries[start..].iter().take_while(|e| e.low == low) {
-                    votes.push((e.track, e.frame as i64 - qframe as i64, anchor));
+        let mut hits: Vec<(u32, u32)> = Vec::new();
+        for part in &self.parts {
+            for run in q.chunk_by(|a, b| a.0 == b.0) {
+                hits.clear();
+                part.file.lookup(run[0].0, |slot, frame| {
+                    if let Some(&track) = part.tracks.get(slot as usize) {
+                        if !store::is_removed(track) {
+                            hits.push((track, frame));
+                        }
+                    }
+                });
+                for &(_, anchor) in run {
+                    let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                    votes.extend(
+                        hits.iter()
+                            .map(|&(track, frame)| (track, frame as i64 - qframe, anchor)),
+                    );
                 }
             }
         }
-        Ok(votes)
+        votes
     }
 
     /// A cheap look at a query, strong or not, for comparing warps of one
@@ -305,7 +236,7 @@ impl Matcher {
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
     fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
-        let mut votes = self.votes(landmarks)?;
+        let mut votes = self.votes(landmarks);
         votes.sort_unstable();
         let mut per_track: TrackPostings = HashMap::new();
         for run in votes.chunk_by(|a, b| a.0 == b.0) {
@@ -671,37 +602,6 @@ impl Run {
     }
 }
 
-/// Where `low` is expected in a bucket sorted by `low` (interpolation).
-fn guess(entries: &[Entry], low: u32) -> usize {
-    (((low as u64 * entries.len() as u64) >> store::LOW_BITS) as usize).min(entries.len())
-}
-
-/// First entry with `e.low >= low`. Lows are uniform (hashes are mixed), so
-/// the position is guessed by interpolation and corrected by galloping
-/// (steps of 1, 2, 4, ...) then a binary search in the last step: one or two
-/// cache lines instead of a binary search's ten, and never a walk along the
-/// long run of postings of a common hash (a linear correction did that, and
-/// was most of a query's time).
-fn lower_bound(entries: &[Entry], low: u32) -> usize {
-    let n = entries.len();
-    let guess = guess(entries, low);
-    // The answer lies in lo..=hi.
-    let (mut lo, mut hi) = (guess, guess);
-    let mut step = 1;
-    while lo > 0 && entries[lo - 1].low >= low {
-        hi = lo - 1;
-        lo = lo.saturating_sub(step);
-        step *= 2;
-    }
-    step = 1;
-    while hi < n && entries[hi].low < low {
-        lo = hi + 1;
-        hi = (hi + step).min(n);
-        step *= 2;
-    }
-    lo + entries[lo..hi].partition_point(|e| e.low < low)
-}
-
 /// Votes from which a probe counts a candidate's query frames (below, its
 /// chance is not worth working out: no look could name it).
 const PROBE_FRAMES_FROM: u32 = 4;
@@ -734,48 +634,4 @@ struct Candidate {
 
 fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lower_bound_equals_partition_point() {
-        let mut x: u64 = 12345;
-        let mut entries: Vec<Entry> = (0..700)
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                // Long runs at the start and in the middle (common hashes).
-                let skew = if i % 3 == 0 {
-                    0
-                } else if i % 5 == 0 {
-                    1 << (store::LOW_BITS - 1)
-                } else {
-                    (x % (1 << store::LOW_BITS)) as u32
-                };
-                Entry {
-                    low: skew,
-                    track: 0,
-                    frame: 0,
-                }
-            })
-            .collect();
-        entries.sort_by_key(|e| e.low);
-        for low in (0..(1u32 << store::LOW_BITS)).step_by(7).chain([
-            0,
-            1,
-            (1 << (store::LOW_BITS - 1)) + 1,
-            (1 << store::LOW_BITS) - 1,
-        ]) {
-            assert_eq!(
-                lower_bound(&entries, low),
-                entries.partition_point(|e| e.low < low),
-                "low {low}"
-            );
-        }
-        assert_eq!(lower_bound(&[], 5), 0);
-    }
 }

@@ -1,8 +1,11 @@
-//! The index on disk: a sled database in one directory, guarded by a lock file.
+//! The index on disk: a sled catalogue and postings files in one directory,
+//! guarded by a lock file.
 //!
-//! Owns: the key layout, the posting encoding, the format version and the
-//! parameter digest, the lock, and atomic commits. Does not own: deciding
-//! what to index (see `cmd::index`) or how votes are counted (`matcher`).
+//! Owns: the key layout, the format version and the parameter digest, the
+//! lock, atomic commits, and which postings files make up the index (merging
+//! them as it grows). Does not own: the postings files' layout
+//! ([`crate::segment`]), deciding what to index (`cmd::index`), how votes
+//! are counted (`matcher`) or checking the whole (`verify`).
 //!
 //! sled holds the catalogue in its default tree, so that one `apply_batch`
 //! commits a whole group of tracks atomically: track records, file records,
@@ -24,42 +27,38 @@
 //! | `S` segment:u32                   | track ids of the segment's slots (u32 LE; `u32::MAX` = removed) |
 //! | `R` path bytes                    | (empty) a folder given to `ostid index` |
 //!
-//! A segment (one commit of up to [`SEGMENT_MAX_TRACKS`] tracks) file is:
-//! `OSTIDSEG`, format version (u32 LE), bucket count (u32 LE), bucket offsets
-//! (`BUCKETS + 1` u32 LE, from the start of the data), then each bucket's
-//! postings: varint triples `(low-hash delta, slot, frame)` sorted by low
-//! hash, where the bucket is the top [`BUCKET_BITS`] of the hash and the low
-//! hash the rest. Removing a track marks its slot removed in the segment
-//! table (atomic with the rest); its postings stay in the file, skipped, and
-//! a segment with no live slot is deleted.
+//! Removing a track marks its slot removed in the segment table (atomic with
+//! the rest); its postings stay in the file, skipped, until a merge drops
+//! them, and a segment with no live slot is deleted.
+//!
+//! Merges keep a lookup to a few reads however the index grows: segments
+//! are sorted into levels by size (each level [`MERGE_FAN_IN`] times the
+//! one below), and when a level holds [`MERGE_FAN_IN`] segments they become
+//! one of the next. A merge is a commit like any other: the new file is
+//! written and fsynced, then one batch points the tracks at it and drops the
+//! old segments' tables, then the old files are deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{Landmark, HASH_BITS};
+use crate::hash::Landmark;
 use crate::params::Params;
+use crate::segment::{self, Segment};
 
-/// Bumped whenever the layout above changes.
-pub const FORMAT_VERSION: u32 = 2;
-const SEGMENT_MAGIC: &[u8; 8] = b"OSTIDSEG";
-const SEGMENT_HEADER: usize = 8 + 4 + 4 + (BUCKETS + 1) * 4;
-/// Top bits of a hash that select its bucket.
-pub const BUCKET_BITS: u32 = 12;
-pub const BUCKETS: usize = 1 << BUCKET_BITS;
-/// Bits of a hash below its bucket.
-pub const LOW_BITS: u32 = HASH_BITS - BUCKET_BITS;
-const LOW_MASK: u32 = (1 << LOW_BITS) - 1;
-/// Tracks per segment at most (slots stay one varint byte).
+/// Bumped whenever the layout above (or a segment file's) changes.
+pub const FORMAT_VERSION: u32 = 3;
+/// Tracks per commit at most.
 pub const SEGMENT_MAX_TRACKS: usize = 127;
-/// Postings per segment before it is committed.
+/// Postings per commit before it is made.
 pub const SEGMENT_MAX_POSTINGS: usize = 600_000;
+/// A level of segments holds this many before they are merged into one.
+pub const MERGE_FAN_IN: usize = 4;
 /// sled's page cache.
 const CACHE_BYTES: u64 = 48 << 20;
 
@@ -120,14 +119,6 @@ pub struct Counters {
     pub next_segment: u32,
 }
 
-/// What `verify` looked at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct VerifyCounts {
-    pub tracks: u64,
-    pub segments: u64,
-    pub postings: u64,
-}
-
 /// A track ready to be committed.
 pub struct NewTrack {
     pub record: TrackRecord,
@@ -139,45 +130,28 @@ pub struct NewTrack {
 pub struct Store {
     db: sled::Db,
     dir: PathBuf,
-    segments: Mutex<HashMap<u32, Arc<SegmentFile>>>,
+    segments: Mutex<HashMap<u32, Arc<Segment>>>,
     params: Params,
     counters: Counters,
+    merge_failpoint: Option<MergeStep>,
     _lock: File,
 }
 
-/// Read access to the postings files of a snapshot of the index.
-pub struct Postings {
-    dir: PathBuf,
-    files: HashMap<u32, Arc<SegmentFile>>,
+/// One segment of a snapshot of the index: its file and the track of each slot.
+pub struct Part {
+    pub id: u32,
+    pub file: Arc<Segment>,
+    /// Track ids by slot (`u32::MAX`: removed, see [`is_removed`]).
+    pub tracks: Vec<u32>,
 }
 
-impl Postings {
-    /// The encoded postings of a bucket, one value per segment in `segments`.
-    pub fn bucket(
-        &self,
-        bucket: u16,
-        segments: &[u32],
-        out: &mut Vec<(u32, Vec<u8>)>,
-    ) -> Result<()> {
-        out.clear();
-        for &seg in segments {
-            let f = self.files.get(&seg).ok_or_else(|| {
-                anyhow!("segment {seg} is not part of this snapshot of the index")
-            })?;
-            let (a, b) = (f.offsets[bucket as usize], f.offsets[bucket as usize + 1]);
-            if a == b {
-                continue;
-            }
-            let mut value = vec![0u8; (b - a) as usize];
-            f.file
-                .read_exact_at(&mut value, (SEGMENT_HEADER + a as usize) as u64)
-                .with_context(|| {
-                    format!("cannot read {}", segment_path(&self.dir, seg).display())
-                })?;
-            out.push((seg, value));
-        }
-        Ok(())
-    }
+/// Points of a merge where crash tests stop the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeStep {
+    /// The merged file is on disk; nothing points at it yet.
+    Written,
+    /// The catalogue points at the merged file; the old files are still there.
+    Committed,
 }
 
 /// The user's default index location.
@@ -212,132 +186,6 @@ fn segment_key(seg: u32) -> [u8; 5] {
 
 fn segment_path(dir: &Path, seg: u32) -> PathBuf {
     dir.join("postings").join(format!("seg-{seg:08}.bin"))
-}
-
-/// An open segment file and its bucket offsets.
-struct SegmentFile {
-    file: File,
-    offsets: Vec<u32>,
-}
-
-impl SegmentFile {
-    fn open(path: &Path) -> Result<SegmentFile> {
-        let damaged = || {
-            anyhow!(
-                "postings file {} is missing or damaged; rebuild the index with `ostid index --rebuild DIR...`",
-                path.display()
-            )
-        };
-        let file = File::open(path).map_err(|_| damaged())?;
-        let mut head = vec![0u8; SEGMENT_HEADER];
-        file.read_exact_at(&mut head, 0).map_err(|_| damaged())?;
-        let u32_at =
-            |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        if &head[..8] != SEGMENT_MAGIC
-            || u32_at(8) != FORMAT_VERSION
-            || u32_at(12) as usize != BUCKETS
-        {
-            return Err(damaged());
-        }
-        let offsets: Vec<u32> = (0..=BUCKETS).map(|b| u32_at(16 + 4 * b)).collect();
-        if offsets.windows(2).any(|w| w[0] > w[1]) {
-            return Err(damaged());
-        }
-        Ok(SegmentFile { file, offsets })
-    }
-}
-
-/// Write a segment file durably: to a temporary name, fsync, rename, fsync the folder.
-fn write_segment(dir: &Path, seg: u32, buckets: Vec<Vec<Posting>>) -> Result<PathBuf> {
-    let mut data = Vec::new();
-    let mut offsets = Vec::with_capacity(BUCKETS + 1);
-    for mut postings in buckets {
-        offsets.push(data.len() as u32);
-        data.extend_from_slice(&encode_postings(&mut postings));
-    }
-    offsets.push(data.len() as u32);
-    let mut bytes = Vec::with_capacity(SEGMENT_HEADER + data.len());
-    bytes.extend_from_slice(SEGMENT_MAGIC);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(BUCKETS as u32).to_le_bytes());
-    for o in offsets {
-        bytes.extend_from_slice(&o.to_le_bytes());
-    }
-    bytes.extend_from_slice(&data);
-    let folder = dir.join("postings");
-    fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    let path = segment_path(dir, seg);
-    let tmp = path.with_extension("tmp");
-    let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(&folder)?.sync_all()
-    };
-    write().with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
-    Ok(path)
-}
-
-/// Split a hash into its bucket and low part.
-pub fn split_hash(hash: u32) -> (u16, u32) {
-    ((hash >> LOW_BITS) as u16, hash & LOW_MASK)
-}
-
-/// One stored posting, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Posting {
-    pub low: u32,
-    pub slot: u32,
-    pub frame: u32,
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(data: &[u8], pos: &mut usize) -> Option<u32> {
-    let mut v: u32 = 0;
-    for shift in (0..35).step_by(7) {
-        let b = *data.get(*pos)?;
-        *pos += 1;
-        v |= ((b & 0x7f) as u32).checked_shl(shift)?;
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Encode postings (sorted here) into a value.
-pub fn encode_postings(postings: &mut [Posting]) -> Vec<u8> {
-    postings.sort_unstable();
-    let mut out = Vec::with_capacity(postings.len() * 4);
-    let mut prev = 0;
-    for p in postings.iter() {
-        put_varint(&mut out, p.low - prev);
-        put_varint(&mut out, p.slot);
-        put_varint(&mut out, p.frame);
-        prev = p.low;
-    }
-    out
-}
-
-/// Decode a value; `None` if it is malformed.
-pub fn decode_postings(data: &[u8], out: &mut Vec<Posting>) -> Option<()> {
-    let mut pos = 0;
-    let mut low = 0u32;
-    while pos < data.len() {
-        low = low.checked_add(get_varint(data, &mut pos)?)?;
-        let slot = get_varint(data, &mut pos)?;
-        let frame = get_varint(data, &mut pos)?;
-        out.push(Posting { low, slot, frame });
-    }
-    Some(())
 }
 
 /// How a command wants the index.
@@ -440,6 +288,7 @@ impl Store {
             segments: Mutex::new(HashMap::new()),
             params: stored_params,
             counters,
+            merge_failpoint: None,
             _lock: lock,
         })
     }
@@ -509,7 +358,7 @@ impl Store {
         Ok(out)
     }
 
-    fn segment_file(&self, seg: u32) -> Result<Arc<SegmentFile>> {
+    fn segment_file(&self, seg: u32) -> Result<Arc<Segment>> {
         let mut open = self
             .segments
             .lock()
@@ -517,23 +366,26 @@ impl Store {
         if let Some(f) = open.get(&seg) {
             return Ok(f.clone());
         }
-        let f = Arc::new(SegmentFile::open(&segment_path(&self.dir, seg))?);
+        let f = Arc::new(Segment::open(&segment_path(&self.dir, seg))?);
         open.insert(seg, f.clone());
         Ok(f)
     }
 
-    /// The postings files of every segment, opened now: reads through them
-    /// keep working after this store (and its lock) is dropped, even if a
-    /// writer later deletes a file (the open handle keeps it alive).
-    pub fn postings(&self) -> Result<Postings> {
-        let mut files = HashMap::new();
-        for seg in self.segment_tables()?.into_keys() {
-            files.insert(seg, self.segment_file(seg)?);
-        }
-        Ok(Postings {
-            dir: self.dir.clone(),
-            files,
-        })
+    /// Every segment, its file opened (mapped) now, with its slots' tracks:
+    /// reads through them keep working after this store (and its lock) is
+    /// dropped, even if a writer later merges or deletes the file (the
+    /// mapping keeps it alive).
+    pub fn parts(&self) -> Result<Vec<Part>> {
+        self.segment_tables()?
+            .into_iter()
+            .map(|(id, tracks)| {
+                Ok(Part {
+                    id,
+                    file: self.segment_file(id)?,
+                    tracks,
+                })
+            })
+            .collect()
     }
 
     /// Commit a group of new tracks as one segment, removing the tracks they
@@ -546,19 +398,11 @@ impl Store {
         if !tracks.is_empty() {
             let seg = counters.next_segment;
             counters.next_segment += 1;
-            let mut buckets: Vec<Vec<Posting>> = vec![Vec::new(); BUCKETS];
             let mut table = Vec::with_capacity(tracks.len());
+            let mut landmarks: Vec<Vec<Landmark>> = Vec::with_capacity(tracks.len());
             for (slot, t) in tracks.into_iter().enumerate() {
                 let id = counters.next_track;
                 counters.next_track += 1;
-                for l in &t.landmarks {
-                    let (b, low) = split_hash(l.hash);
-                    buckets[b as usize].push(Posting {
-                        low,
-                        slot: slot as u32,
-                        frame: l.frame,
-                    });
-                }
                 let mut rec = t.record;
                 rec.id = id;
                 rec.segment = seg;
@@ -571,10 +415,12 @@ impl Store {
                 batch.insert(file_key(&t.path_key), &id.to_be_bytes()[..]);
                 table.push(id);
                 ids.push(id);
+                landmarks.push(t.landmarks);
             }
             // The file first: a crash before the batch leaves an orphan that
             // the next writer deletes; the batch is the commit point.
-            write_segment(&self.dir, seg, buckets)?;
+            let refs: Vec<&[Landmark]> = landmarks.iter().map(|l| &l[..]).collect();
+            segment::write(&segment_path(&self.dir, seg), &refs)?;
             batch.insert(&segment_key(seg)[..], encode_u32s(&table));
         }
         batch.insert(meta_key("counters"), serde_json::to_vec(&counters)?);
@@ -687,151 +533,108 @@ impl Store {
         Ok(out)
     }
 
-    /// Check the index's internal consistency: track records, segment
-    /// tables, postings files (every posting decoded, counted per track),
-    /// file records and counters. Returns what is wrong, and what was checked.
-    pub fn verify(&self) -> Result<(Vec<String>, VerifyCounts)> {
-        let mut problems = Vec::new();
-        let tracks = self.tracks()?;
-        let tables = self.segment_tables()?;
-        let by_id: HashMap<u32, &TrackRecord> = tracks.iter().map(|t| (t.id, t)).collect();
-        for t in &tracks {
-            match tables.get(&t.segment) {
-                None => problems.push(format!(
-                    "track {} ({}) points at segment {}, which does not exist",
-                    t.id, t.path, t.segment
-                )),
-                Some(tab) if tab.get(t.slot as usize) != Some(&t.id) => problems.push(format!(
-                    "track {} ({}) is not in slot {} of segment {}",
-                    t.id, t.path, t.slot, t.segment
-                )),
-                _ => {}
-            }
-        }
-        let mut postings_checked = 0u64;
-        let mut decoded: Vec<Posting> = Vec::new();
-        for (&seg, tab) in &tables {
-            for (slot, &id) in tab.iter().enumerate() {
-                if !is_removed(id) && !by_id.contains_key(&id) {
-                    problems.push(format!(
-                        "segment {seg} slot {slot} names track {id}, which has no record"
-                    ));
-                }
-            }
-            let path = segment_path(&self.dir, seg);
-            let f = match SegmentFile::open(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    problems.push(format!("{e:#}"));
-                    continue;
-                }
-            };
-            let mut per_slot = vec![0u64; tab.len()];
-            let mut value = Vec::new();
-            for b in 0..BUCKETS {
-                let (lo, hi) = (f.offsets[b], f.offsets[b + 1]);
-                value.resize((hi - lo) as usize, 0);
-                decoded.clear();
-                let ok = f
-                    .file
-                    .read_exact_at(&mut value, (SEGMENT_HEADER + lo as usize) as u64)
-                    .is_ok()
-                    && decode_postings(&value, &mut decoded).is_some();
-                if !ok {
-                    problems.push(format!(
-                        "postings file {} is damaged (bucket {b}); rebuild the index with `ostid index --rebuild DIR...`",
-                        path.display()
-                    ));
-                    break;
-                }
-                for p in &decoded {
-                    match per_slot.get_mut(p.slot as usize) {
-                        Some(n) => *n += 1,
-                        None => {
-                            problems.push(format!(
-                                "postings file {} has a posting for slot {}, past its {} tracks",
-                                path.display(),
-                                p.slot,
-                                tab.len()
-                            ));
-                            break;
-                        }
-                    }
-                }
-                postings_checked += decoded.len() as u64;
-            }
-            for (slot, &id) in tab.iter().enumerate() {
-                if let Some(t) = by_id.get(&id) {
-                    if per_slot[slot] != t.landmarks {
-                        problems.push(format!(
-                            "track {} ({}) has {} postings in {}, its record says {}",
-                            id,
-                            t.path,
-                            per_slot[slot],
-                            path.display(),
-                            t.landmarks
-                        ));
-                    }
-                }
-            }
-        }
-        let mut file_records = 0u64;
+    /// Every file record: (path bytes, track id).
+    pub fn file_records(&self) -> Result<Vec<(Vec<u8>, u32)>> {
+        let mut out = Vec::new();
         for item in self.db.scan_prefix(b"F") {
             let (k, v) = item?;
-            file_records += 1;
             let id = v
                 .as_ref()
                 .try_into()
                 .map(u32::from_be_bytes)
                 .map_err(|_| anyhow!("corrupt file record"))?;
-            match by_id.get(&id) {
-                None => problems.push(format!(
-                    "the file record of {} names track {id}, which has no record",
-                    String::from_utf8_lossy(&k[1..])
-                )),
-                Some(t) => {
-                    if t.path_key() != k[1..] {
-                        problems.push(format!(
-                            "the file record of {} names track {id}, which is {}",
-                            String::from_utf8_lossy(&k[1..]),
-                            t.path
-                        ));
-                    }
-                }
+            out.push((k[1..].to_vec(), id));
+        }
+        Ok(out)
+    }
+
+    /// Where segment `seg`'s postings file lives.
+    pub fn segment_path(&self, seg: u32) -> PathBuf {
+        segment_path(&self.dir, seg)
+    }
+
+    /// Stop the process at `step` of the next merge, as a crash would (tests).
+    pub fn set_merge_failpoint(&mut self, step: Option<MergeStep>) {
+        self.merge_failpoint = step;
+    }
+
+    /// Merge segments while a level is full (see the module doc). Returns
+    /// how many merges were made.
+    pub fn tidy(&mut self) -> Result<usize> {
+        let mut merges = 0;
+        loop {
+            let mut by_level: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
+            for seg in self.segment_tables()?.into_keys() {
+                let n = self.segment_file(seg)?.postings();
+                by_level.entry(level(n)).or_default().push((seg, n));
             }
+            let due = by_level.into_values().find(|segs| {
+                segs.len() >= MERGE_FAN_IN
+                    && segs.iter().map(|s| s.1).sum::<u64>() <= segment::MAX_POSTINGS
+            });
+            let Some(segs) = due else {
+                return Ok(merges);
+            };
+            let ids: Vec<u32> = segs.iter().map(|s| s.0).collect();
+            self.merge(&ids)?;
+            merges += 1;
         }
-        if file_records != tracks.len() as u64 {
-            problems.push(format!(
-                "{} file records for {} tracks",
-                file_records,
-                tracks.len()
-            ));
+    }
+
+    /// Merge segments into one (their live tracks, in segment then slot
+    /// order), as one atomic commit.
+    pub fn merge(&mut self, segs: &[u32]) -> Result<u32> {
+        let tables = self.segment_tables()?;
+        let mut files = Vec::with_capacity(segs.len());
+        let mut keep = Vec::with_capacity(segs.len());
+        let mut table = Vec::new();
+        for seg in segs {
+            let t = tables
+                .get(seg)
+                .ok_or_else(|| anyhow!("segment {seg} is not in the index"))?;
+            files.push(self.segment_file(*seg)?);
+            keep.push(t.iter().map(|&id| !is_removed(id)).collect::<Vec<bool>>());
+            table.extend(t.iter().copied().filter(|&id| !is_removed(id)));
         }
-        let c = self.counters;
-        let landmarks: u64 = tracks.iter().map(|t| t.landmarks).sum();
-        let audio_s: f64 = tracks.iter().map(|t| t.duration_s).sum();
-        if c.tracks != tracks.len() as u64
-            || c.landmarks != landmarks
-            || (c.audio_s - audio_s).abs() > 1.0
-        {
-            problems.push(format!(
-                "counters say {} tracks, {} hashes, {:.0} s; the records add up to {}, {}, {:.0} s",
-                c.tracks,
-                c.landmarks,
-                c.audio_s,
-                tracks.len(),
-                landmarks,
-                audio_s
-            ));
+        let mut counters = self.counters;
+        let new = counters.next_segment;
+        counters.next_segment += 1;
+        let inputs: Vec<&Segment> = files.iter().map(|f| f.as_ref()).collect();
+        segment::merge(&segment_path(&self.dir, new), &inputs, &keep)?;
+        self.failpoint(MergeStep::Written);
+        let mut batch = sled::Batch::default();
+        for (slot, &id) in table.iter().enumerate() {
+            let mut rec = self.track(id)?.ok_or_else(|| {
+                anyhow!("track {id} of a merged segment has no record; run `ostid verify`")
+            })?;
+            rec.segment = new;
+            rec.slot = slot as u32;
+            batch.insert(&track_key(id)[..], serde_json::to_vec(&rec)?);
         }
-        Ok((
-            problems,
-            VerifyCounts {
-                tracks: tracks.len() as u64,
-                segments: tables.len() as u64,
-                postings: postings_checked,
-            },
-        ))
+        for seg in segs {
+            batch.remove(&segment_key(*seg)[..]);
+        }
+        batch.insert(&segment_key(new)[..], encode_u32s(&table));
+        batch.insert(meta_key("counters"), serde_json::to_vec(&counters)?);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        self.counters = counters;
+        self.failpoint(MergeStep::Committed);
+        for seg in segs {
+            if let Ok(mut open) = self.segments.lock() {
+                open.remove(seg);
+            }
+            // Unreferenced now; if this fails, the next writer removes it.
+            let _ = fs::remove_file(segment_path(&self.dir, *seg));
+        }
+        Ok(new)
+    }
+
+    fn failpoint(&self, step: MergeStep) {
+        if self.merge_failpoint == Some(step) {
+            eprintln!("ostid: merge failpoint {step:?} reached, aborting");
+            std::process::abort();
+        }
     }
 
     /// The counters kept in the index.
@@ -952,33 +755,33 @@ fn take_lock(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// A segment's level: how many times [`MERGE_FAN_IN`] its postings are a
+/// commit's.
+fn level(postings: u64) -> u32 {
+    let mut level = 0;
+    let mut size = SEGMENT_MAX_POSTINGS as u64 * MERGE_FAN_IN as u64;
+    while postings >= size {
+        level += 1;
+        match size.checked_mul(MERGE_FAN_IN as u64) {
+            Some(next) => size = next,
+            None => break,
+        }
+    }
+    level
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn postings_round_trip() {
-        let mut ps: Vec<Posting> = (0..500u32)
-            .map(|i| Posting {
-                low: (i * 7919) & LOW_MASK,
-                slot: i % 127,
-                frame: i * 37 % 100_000,
-            })
-            .collect();
-        let enc = encode_postings(&mut ps);
-        let mut dec = Vec::new();
-        decode_postings(&enc, &mut dec).unwrap();
-        assert_eq!(dec, ps);
-        assert!(enc.len() < ps.len() * 6);
-        // Malformed input is rejected, not a panic.
-        let mut junk = Vec::new();
-        assert!(decode_postings(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &mut junk).is_none());
-    }
-
-    #[test]
-    fn split_hash_covers_all_bits() {
-        let (b, low) = split_hash(crate::hash::HASH_MASK);
-        assert_eq!(b as usize, BUCKETS - 1);
-        assert_eq!(low, LOW_MASK);
+    fn levels_grow_by_the_fan_in() {
+        let commit = SEGMENT_MAX_POSTINGS as u64;
+        assert_eq!(level(0), 0);
+        assert_eq!(level(commit), 0);
+        assert_eq!(level(4 * commit - 1), 0);
+        assert_eq!(level(4 * commit), 1);
+        assert_eq!(level(16 * commit), 2);
+        assert!(level(u64::MAX) < 32);
     }
 }

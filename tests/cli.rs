@@ -1214,6 +1214,79 @@ fn a_crash_at_a_failpoint_resumes_to_the_same_index() {
     assert_eq!(answers(&db), want);
 }
 
+/// Files in the index's postings folder, and segments `verify` checked.
+fn postings_files_and_segments(db: &Path) -> (usize, u64) {
+    let files = std::fs::read_dir(db.join("postings")).unwrap().count();
+    let out = ostid(db).args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "verify fails: {out:?}");
+    let report = stdout_lines(&out).remove(0);
+    (files, report["checked"]["segments"].as_u64().unwrap())
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_merge_leaves_an_index_that_answers_as_before() {
+    let (_tmp, clean_db) = indexed();
+    let want = answers(&clean_db);
+    for step in ["written", "committed"] {
+        let tmp = TempDir::new().unwrap();
+        let db = tmp.path().join("index");
+        // One track per commit: the fourth fills level 0 and starts a merge.
+        let out = ostid(&db)
+            .args(["index", "-j", "1"])
+            .arg(fixtures().join("library"))
+            .env("OSTID_COMMIT_EACH_TRACK", "1")
+            .env("OSTID_FAILPOINT_ABORT_IN_MERGE", step)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), None, "{step}: aborted in the merge");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("merge failpoint"),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The index opens, verifies, and holds the four committed tracks.
+        let (files, segments) = postings_files_and_segments(&db);
+        let expect = if step == "written" { 4 } else { 1 };
+        assert_eq!(segments, expect, "{step}: segments after the crash");
+        assert!(
+            files > segments as usize,
+            "{step}: the crash left files behind"
+        );
+        let out = ostid(&db).args(["list", "--json"]).output().unwrap();
+        assert_eq!(stdout_lines(&out).len(), 4, "{step}");
+        // The next run finishes, removes what the crash left, and answers
+        // as an index built without one.
+        ostid(&db)
+            .arg("index")
+            .arg(fixtures().join("library"))
+            .env("OSTID_COMMIT_EACH_TRACK", "1")
+            .assert()
+            .code(0)
+            .stderr(predicate::str::contains("indexed 3, unchanged 4"));
+        let (files, segments) = postings_files_and_segments(&db);
+        assert_eq!(files as u64, segments, "{step}: stray files remain");
+        assert_eq!(answers(&db), want, "{step}");
+    }
+}
+
+#[test]
+fn merged_segments_answer_as_one_commit_does() {
+    let (_tmp, clean_db) = indexed();
+    let want = answers(&clean_db);
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    ostid(&db)
+        .args(["index", "-j", "1"])
+        .arg(fixtures().join("library"))
+        .env("OSTID_COMMIT_EACH_TRACK", "1")
+        .assert()
+        .code(0);
+    // Seven small commits: the first four merged into one, which stays at
+    // level 0 and is merged again with the last three.
+    assert_eq!(postings_files_and_segments(&db), (1, 1));
+    assert_eq!(answers(&db), want);
+}
+
 #[test]
 fn a_sigkill_mid_run_resumes_to_the_same_index() {
     let (_tmp, clean_db) = indexed();

@@ -25,7 +25,7 @@ use crate::output::clock;
 use crate::params::Params;
 use crate::progress;
 use crate::store::{
-    Access, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS,
+    Access, MergeStep, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS,
 };
 
 /// Commit pending tracks at least this often.
@@ -36,6 +36,9 @@ const COMMIT_EVERY: Duration = Duration::from_secs(5);
 const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_TRACKS";
 /// Crash tests: commit after every track instead of every few seconds.
 const EACH_TRACK_ENV: &str = "OSTID_COMMIT_EACH_TRACK";
+/// Crash tests: abort the process in the first merge, once its file is
+/// `written` or once it is `committed` (before the old files are deleted).
+const MERGE_FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_IN_MERGE";
 
 /// Decode and fingerprint one file.
 pub fn fingerprint_file(
@@ -110,6 +113,8 @@ impl Pending {
                 std::mem::take(&mut self.tracks),
                 &std::mem::take(&mut self.replaced),
             )?;
+            // Keep lookups to a few reads: merge a level once it is full.
+            store.tidy()?;
             self.committed += n;
             if failpoint.is_some_and(|n| self.committed >= n) {
                 eprintln!("ostid: failpoint {FAILPOINT_ENV} reached, aborting");
@@ -197,6 +202,11 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         Store::destroy(&db)?;
     }
     let mut store = Store::open(&db, Access::Write, requested.as_ref())?;
+    store.set_merge_failpoint(match std::env::var(MERGE_FAILPOINT_ENV).as_deref() {
+        Ok("written") => Some(MergeStep::Written),
+        Ok("committed") => Some(MergeStep::Committed),
+        _ => None,
+    });
     let params = store.params().clone();
     let failpoint: Option<u64> = std::env::var(FAILPOINT_ENV)
         .ok()

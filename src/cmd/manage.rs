@@ -300,13 +300,13 @@ pub fn prune(db: &Path, dry_run: bool, force: bool, json: bool, quiet: bool) -> 
 pub struct VerifyReport {
     pub ok: bool,
     pub problems: Vec<String>,
-    pub checked: crate::store::VerifyCounts,
+    pub checked: crate::verify::Counts,
 }
 
 /// `ostid verify`: exit 0 when consistent, 1 with a report when not.
 pub fn verify(db: &Path, json: bool) -> Result<Status> {
     let store = Store::open(db, Access::Read, None)?;
-    let (problems, checked) = store.verify()?;
+    let (problems, checked) = crate::verify::verify(&store)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let ok = problems.is_empty();
     if json {

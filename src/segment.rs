@@ -1,0 +1,680 @@
+//! One immutable postings file: the landmarks of a group of tracks, laid out
+//! so that a hash's postings are found in one read.
+//!
+//! Owns: the file layout, writing a file durably (streaming, in hash order),
+//! looking a hash up, walking every posting (for `verify` and merges), and
+//! merging files into one. Does not own: which files make up the index or
+//! which track a slot holds (`store`, in sled), or how votes are counted
+//! (`matcher`).
+//!
+//! Every track of a file (a *slot*) owns a run of *global frames*: slot `s`
+//! spans `starts[s]..starts[s + 1]`, one frame past its last landmark. A
+//! posting is a hash and a global frame; the file holds them sorted by
+//! (hash, global frame). The top `dir_bits` of a hash select a block of a
+//! directory that says where the block's postings begin; each posting is the
+//! rest of its hash (`low_bits`) and its global frame (`frame_bits`),
+//! bit-packed in `low_bits + frame_bits` bits. The directory is sized so that
+//! a block holds ~32 postings: one lookup reads two directory words and a
+//! cache line or two of postings.
+//!
+//! Layout (integers little-endian):
+//!
+//! | bytes                      | what                                              |
+//! |----------------------------|---------------------------------------------------|
+//! | 8                          | magic `OSTIDSEG`                                  |
+//! | 4                          | format version ([`VERSION`])                      |
+//! | 4, 4                       | `dir_bits`, `frame_bits`                          |
+//! | 4                          | slots                                             |
+//! | 8                          | postings                                          |
+//! | 4 x (slots + 1)            | `starts`: first global frame of each slot, then the total |
+//! | 4 x (2^dir_bits + 1)       | directory: index of the first posting of each block, then the count |
+//! | ceil(postings x width / 8) | postings, bit-packed, least significant bit first |
+//! | 8                          | zeros (so an 8-byte read at any posting stays in the file) |
+
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use memmap2::{Advice, Mmap};
+
+use crate::hash::{Landmark, HASH_BITS};
+
+/// Bumped whenever the layout above changes.
+pub const VERSION: u32 = 3;
+const MAGIC: &[u8; 8] = b"OSTIDSEG";
+const HEADER: usize = 8 + 4 + 4 + 4 + 4 + 8;
+/// Postings a directory block holds on average (about).
+const BLOCK_POSTINGS: u64 = 32;
+const MIN_DIR_BITS: u32 = 8;
+/// The largest file: posting indices are u32.
+pub const MAX_POSTINGS: u64 = u32::MAX as u64;
+/// Bytes written to the file at a time.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Directory bits for a file of about `postings` postings.
+fn dir_bits_for(postings: u64) -> u32 {
+    let blocks = (postings / BLOCK_POSTINGS).max(1);
+    (63 - blocks.leading_zeros()).clamp(MIN_DIR_BITS, HASH_BITS)
+}
+
+/// Bits that hold a global frame below `total`.
+fn frame_bits_for(total: u32) -> u32 {
+    (32 - total.saturating_sub(1).leading_zeros()).max(1)
+}
+
+/// The file's part of a posting key: (hash, global frame) in one ordered number.
+fn key(hash: u32, gframe: u32) -> u64 {
+    (hash as u64) << 32 | gframe as u64
+}
+
+/// Writes one file in (hash, global frame) order, straight to disk: memory is
+/// the directory and a buffer, whatever the file's size.
+pub struct Writer {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    starts: Vec<u32>,
+    dir: Vec<u32>,
+    dir_bits: u32,
+    low_bits: u32,
+    frame_bits: u32,
+    width: u32,
+    count: u64,
+    max_postings: u64,
+    last: Option<u64>,
+    /// Blocks below this have their start in `dir`.
+    filled: usize,
+    acc: u64,
+    acc_bits: u32,
+}
+
+impl Writer {
+    /// Start a file at `path` (written under a temporary name until
+    /// [`Writer::finish`]) for slots spanning `starts` (ascending, one more
+    /// than the slots) and at most `max_postings` postings.
+    pub fn create(path: &Path, starts: Vec<u32>, max_postings: u64) -> Result<Writer> {
+        if starts.is_empty() || starts.windows(2).any(|w| w[0] > w[1]) {
+            bail!("segment slots must be given as ascending starts");
+        }
+        if max_postings > MAX_POSTINGS {
+            bail!("a segment holds at most {MAX_POSTINGS} postings");
+        }
+        let total = *starts.last().expect("starts is not empty");
+        let dir_bits = dir_bits_for(max_postings);
+        let low_bits = HASH_BITS - dir_bits;
+        let frame_bits = frame_bits_for(total);
+        if let Some(folder) = path.parent() {
+            fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        let tmp = path.with_extension("tmp");
+        let mut file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let dir = vec![0u32; (1usize << dir_bits) + 1];
+        // Header, starts and directory are written by `finish`; postings go after them.
+        let data_at = HEADER + 4 * starts.len() + 4 * dir.len();
+        file.seek(SeekFrom::Start(data_at as u64))?;
+        Ok(Writer {
+            path: path.to_path_buf(),
+            tmp,
+            file,
+            buf: Vec::with_capacity(WRITE_CHUNK + 8),
+            starts,
+            dir,
+            dir_bits,
+            low_bits,
+            frame_bits,
+            width: low_bits + frame_bits,
+            count: 0,
+            max_postings,
+            last: None,
+            filled: 0,
+            acc: 0,
+            acc_bits: 0,
+        })
+    }
+
+    /// The global frame where `slot` begins.
+    pub fn start(&self, slot: usize) -> u32 {
+        self.starts[slot]
+    }
+
+    /// Add a posting; postings come in (hash, global frame) order.
+    pub fn push(&mut self, hash: u32, gframe: u32) -> Result<()> {
+        let k = key(hash, gframe);
+        if self.last.is_some_and(|l| l > k)
+            || hash >> HASH_BITS != 0
+            || gframe >= *self.starts.last().expect("starts is not empty")
+            || self.count >= self.max_postings
+        {
+            bail!("postings out of order or out of range while writing a segment");
+        }
+        self.last = Some(k);
+        let block = (hash >> self.low_bits) as usize;
+        // Blocks up to this one start at or before this posting.
+        if block >= self.filled {
+            self.dir[self.filled..=block].fill(self.count as u32);
+            self.filled = block + 1;
+        }
+        let low = (hash & ((1 << self.low_bits) - 1)) as u64;
+        let value = low << self.frame_bits | gframe as u64;
+        self.acc |= value << self.acc_bits;
+        self.acc_bits += self.width;
+        while self.acc_bits >= 8 {
+            self.buf.push(self.acc as u8);
+            self.acc >>= 8;
+            self.acc_bits -= 8;
+        }
+        self.count += 1;
+        if self.buf.len() >= WRITE_CHUNK {
+            self.file
+                .write_all(&self.buf)
+                .with_context(|| format!("cannot write {} (disk full?)", self.path.display()))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Complete the file: fsync it, give it its name, fsync the folder.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let write = |w: &mut Writer| -> io::Result<()> {
+            if w.acc_bits > 0 {
+                w.buf.push(w.acc as u8);
+            }
+            w.buf.extend_from_slice(&[0u8; 8]);
+            w.file.write_all(&w.buf)?;
+            let filled = w.filled;
+            w.dir[filled..].fill(w.count as u32);
+            let mut head = Vec::with_capacity(HEADER + 4 * (w.starts.len() + w.dir.len()));
+            head.extend_from_slice(MAGIC);
+            head.extend_from_slice(&VERSION.to_le_bytes());
+            head.extend_from_slice(&w.dir_bits.to_le_bytes());
+            head.extend_from_slice(&w.frame_bits.to_le_bytes());
+            head.extend_from_slice(&((w.starts.len() - 1) as u32).to_le_bytes());
+            head.extend_from_slice(&w.count.to_le_bytes());
+            for s in &w.starts {
+                head.extend_from_slice(&s.to_le_bytes());
+            }
+            for d in &w.dir {
+                head.extend_from_slice(&d.to_le_bytes());
+            }
+            w.file.seek(SeekFrom::Start(0))?;
+            w.file.write_all(&head)?;
+            w.file.sync_all()?;
+            fs::rename(&w.tmp, &w.path)?;
+            if let Some(folder) = w.path.parent() {
+                File::open(folder)?.sync_all()?;
+            }
+            Ok(())
+        };
+        let result = write(&mut self);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result.with_context(|| format!("cannot write {} (disk full?)", self.path.display()))?;
+        Ok(self.path.clone())
+    }
+}
+
+/// An open file, mapped into memory. Files are never changed once named
+/// (a merge writes a new one; removal unlinks), so a mapping stays valid for
+/// as long as it is held, even after the file is deleted.
+pub struct Segment {
+    map: Mmap,
+    low_bits: u32,
+    frame_bits: u32,
+    width: u32,
+    blocks: usize,
+    postings: u64,
+    starts: Vec<u32>,
+    dir_at: usize,
+    data_at: usize,
+}
+
+impl Segment {
+    /// Open and map a file, checking its header and size (not its postings:
+    /// see [`Segment::check`]).
+    pub fn open(path: &Path) -> Result<Segment> {
+        let damaged = || {
+            anyhow!(
+                "postings file {} is missing or damaged; rebuild the index with `ostid index --rebuild DIR...`",
+                path.display()
+            )
+        };
+        let file = File::open(path).map_err(|_| damaged())?;
+        // SAFETY: segment files are written under a temporary name and
+        // never modified once renamed (see the module doc), so the mapped
+        // bytes cannot change under us.
+        let map = unsafe { Mmap::map(&file) }.map_err(|_| damaged())?;
+        let u32_at = |i: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(map.get(i..i + 4)?.try_into().ok()?))
+        };
+        if map.get(..8) != Some(&MAGIC[..]) || u32_at(8) != Some(VERSION) {
+            return Err(damaged());
+        }
+        let (dir_bits, frame_bits, slots) = match (u32_at(12), u32_at(16), u32_at(20)) {
+            (Some(d), Some(f), Some(s)) => (d, f, s as usize),
+            _ => return Err(damaged()),
+        };
+        let postings = map
+            .get(24..32)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(damaged)?;
+        if !(MIN_DIR_BITS..=HASH_BITS).contains(&dir_bits)
+            || !(1..=32).contains(&frame_bits)
+            || postings > MAX_POSTINGS
+        {
+            return Err(damaged());
+        }
+        let low_bits = HASH_BITS - dir_bits;
+        let width = low_bits + frame_bits;
+        let blocks = 1usize << dir_bits;
+        let starts_at = HEADER;
+        let dir_at = starts_at + 4 * (slots + 1);
+        let data_at = dir_at + 4 * (blocks + 1);
+        let data_len = (postings * width as u64).div_ceil(8) as usize;
+        if map.len() as u64 != (data_at + data_len + 8) as u64 {
+            return Err(damaged());
+        }
+        let starts: Vec<u32> = (0..=slots)
+            .map(|s| u32_at(starts_at + 4 * s).unwrap_or(0))
+            .collect();
+        let total = *starts.last().expect("slots + 1 starts");
+        if starts.windows(2).any(|w| w[0] > w[1]) || frame_bits_for(total) > frame_bits {
+            return Err(damaged());
+        }
+        // Lookups touch a few lines of a file far larger than they need.
+        let _ = map.advise(Advice::Random);
+        Ok(Segment {
+            map,
+            low_bits,
+            frame_bits,
+            width,
+            blocks,
+            postings,
+            starts,
+            dir_at,
+            data_at,
+        })
+    }
+
+    /// Postings in the file (removed slots' included).
+    pub fn postings(&self) -> u64 {
+        self.postings
+    }
+
+    /// Tracks (slots) the file was written with.
+    pub fn slots(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Global frames each slot spans.
+    pub fn span(&self, slot: usize) -> u32 {
+        self.starts[slot + 1] - self.starts[slot]
+    }
+
+    /// Where block `b`'s postings begin (clamped, so a damaged directory
+    /// cannot send a read past the postings).
+    fn dir(&self, b: usize) -> u64 {
+        let at = self.dir_at + 4 * b;
+        let raw = u32::from_le_bytes(
+            self.map[at..at + 4]
+                .try_into()
+                .expect("four bytes inside the mapped directory"),
+        );
+        (raw as u64).min(self.postings)
+    }
+
+    /// Posting `i`: its low hash bits above its global frame.
+    fn value(&self, i: u64) -> u64 {
+        let bit = i * self.width as u64;
+        let at = self.data_at + (bit / 8) as usize;
+        let word = u64::from_le_bytes(
+            self.map[at..at + 8]
+                .try_into()
+                .expect("the file ends with 8 spare bytes past its last posting"),
+        );
+        (word >> (bit % 8)) & ((1u64 << self.width) - 1)
+    }
+
+    /// The slot a global frame falls in, and the frame within it.
+    fn slot_of(&self, gframe: u32) -> Option<(u32, u32)> {
+        let n = self.starts.partition_point(|&s| s <= gframe);
+        let slot = n.checked_sub(1).filter(|&s| s < self.slots())?;
+        Some((slot as u32, gframe - self.starts[slot]))
+    }
+
+    /// The postings of `hash` as (slot, frame), in slot order.
+    pub fn lookup(&self, hash: u32, mut f: impl FnMut(u32, u32)) {
+        let block = (hash >> self.low_bits) as usize;
+        if block >= self.blocks {
+            return;
+        }
+        let (a, b) = (self.dir(block), self.dir(block + 1));
+        let low = (hash & ((1 << self.low_bits) - 1)) as u64;
+        let first = low << self.frame_bits;
+        let (mut lo, mut hi) = (a, b.max(a));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.value(mid) < first {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let frame_mask = (1u64 << self.frame_bits) - 1;
+        for i in lo..b {
+            let v = self.value(i);
+            if v >> self.frame_bits != low {
+                break;
+            }
+            if let Some((slot, frame)) = self.slot_of((v & frame_mask) as u32) {
+                f(slot, frame);
+            }
+        }
+    }
+
+    /// Every posting as (hash, global frame), in file order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            seg: self,
+            block: 0,
+            i: 0,
+        }
+    }
+
+    /// Check every posting: the directory ascends and covers the postings
+    /// exactly, postings are in (hash, global frame) order, every global
+    /// frame falls in a slot. Counts each slot's postings into `per_slot`.
+    pub fn check(&self, per_slot: &mut Vec<u64>) -> Result<(), String> {
+        per_slot.clear();
+        per_slot.resize(self.slots(), 0);
+        let mut prev = 0;
+        for b in 0..=self.blocks {
+            let at = self.dir_at + 4 * b;
+            let raw = u32::from_le_bytes(
+                self.map[at..at + 4]
+                    .try_into()
+                    .expect("four bytes inside the mapped directory"),
+            ) as u64;
+            let last = b == self.blocks;
+            if raw < prev
+                || raw > self.postings
+                || (b == 0 && raw != 0)
+                || (last && raw != self.postings)
+            {
+                return Err(format!("its directory is damaged (block {b})"));
+            }
+            prev = raw;
+        }
+        let mut last = None;
+        for (hash, gframe) in self.iter() {
+            let k = key(hash, gframe);
+            if last.is_some_and(|l| l > k) {
+                return Err("its postings are out of order".into());
+            }
+            last = Some(k);
+            match self.slot_of(gframe) {
+                Some((slot, _)) => per_slot[slot as usize] += 1,
+                None => return Err(format!("a posting's frame {gframe} lies past its tracks")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every posting of a file as (hash, global frame), in file order.
+pub struct Iter<'a> {
+    seg: &'a Segment,
+    block: usize,
+    i: u64,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (u32, u32);
+
+    fn next(&mut self) -> Option<(u32, u32)> {
+        let seg = self.seg;
+        if self.i >= seg.postings {
+            return None;
+        }
+        while self.block + 1 < seg.blocks && seg.dir(self.block + 1) <= self.i {
+            self.block += 1;
+        }
+        let v = seg.value(self.i);
+        self.i += 1;
+        let hash = (self.block as u32) << seg.low_bits | (v >> seg.frame_bits) as u32;
+        Some((hash, (v & ((1u64 << seg.frame_bits) - 1)) as u32))
+    }
+}
+
+/// Write the landmarks of tracks, one slot each in the order given, as a new file.
+pub fn write(path: &Path, tracks: &[&[Landmark]]) -> Result<PathBuf> {
+    let mut starts = vec![0u32];
+    let mut keys: Vec<u64> = Vec::new();
+    for landmarks in tracks {
+        let start = *starts.last().expect("starts is not empty");
+        let span = landmarks.iter().map(|l| l.frame + 1).max().unwrap_or(1);
+        let end = start
+            .checked_add(span)
+            .ok_or_else(|| anyhow!("too much audio for one segment"))?;
+        keys.extend(landmarks.iter().map(|l| key(l.hash, start + l.frame)));
+        starts.push(end);
+    }
+    keys.sort_unstable();
+    let mut w = Writer::create(path, starts, keys.len() as u64)?;
+    for k in keys {
+        w.push((k >> 32) as u32, k as u32)?;
+    }
+    w.finish()
+}
+
+/// Merge files into one at `path`: the slots of each input in turn, those
+/// that `keep[input][slot]` keeps, renumbered from 0 in that order.
+pub fn merge(path: &Path, inputs: &[&Segment], keep: &[Vec<bool>]) -> Result<PathBuf> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // Where each kept slot starts in the new file.
+    let mut starts = vec![0u32];
+    let mut moved: Vec<Vec<Option<u32>>> = Vec::with_capacity(inputs.len());
+    let mut max_postings = 0;
+    for (seg, keep) in inputs.iter().zip(keep) {
+        let mut m = Vec::with_capacity(seg.slots());
+        for slot in 0..seg.slots() {
+            if keep.get(slot).copied().unwrap_or(false) {
+                let start = *starts.last().expect("starts is not empty");
+                m.push(Some(start));
+                let end = start
+                    .checked_add(seg.span(slot))
+                    .ok_or_else(|| anyhow!("too much audio for one segment"))?;
+                starts.push(end);
+            } else {
+                m.push(None);
+            }
+        }
+        moved.push(m);
+        max_postings += seg.postings();
+    }
+    let mut w = Writer::create(path, starts, max_postings.min(MAX_POSTINGS))?;
+    let mut iters: Vec<Iter> = inputs.iter().map(|s| s.iter()).collect();
+    // (hash, input, global frame): equal hashes come out input by input,
+    // which is the new file's slot order.
+    let mut heap = BinaryHeap::new();
+    for (n, it) in iters.iter_mut().enumerate() {
+        if let Some((h, g)) = it.next() {
+            heap.push(Reverse((h, n, g)));
+        }
+    }
+    while let Some(Reverse((hash, n, gframe))) = heap.pop() {
+        if let Some((slot, frame)) = inputs[n].slot_of(gframe) {
+            if let Some(start) = moved[n][slot as usize] {
+                w.push(hash, start + frame)?;
+            }
+        }
+        if let Some((h, g)) = iters[n].next() {
+            heap.push(Reverse((h, n, g)));
+        }
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded random tracks: (hash, frame) landmarks, common hashes included.
+    fn tracks(seed: u64, n: usize) -> Vec<Vec<Landmark>> {
+        let mut x = seed;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|t| {
+                let len = (rnd() % 3000) as usize + t;
+                let mut ls: Vec<Landmark> = (0..len)
+                    .map(|i| Landmark {
+                        hash: if i % 17 == 0 {
+                            12345
+                        } else {
+                            (rnd() as u32) & crate::hash::HASH_MASK
+                        },
+                        frame: (rnd() % 20_000) as u32,
+                    })
+                    .collect();
+                ls.sort_unstable();
+                ls.dedup();
+                ls
+            })
+            .collect()
+    }
+
+    /// The naive twin of a lookup: every posting of every kept track, filtered.
+    fn naive(tracks: &[Vec<Landmark>], hash: u32) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = tracks
+            .iter()
+            .enumerate()
+            .flat_map(|(s, ls)| {
+                ls.iter()
+                    .filter(move |l| l.hash == hash)
+                    .map(move |l| (s as u32, l.frame))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    fn looked_up(seg: &Segment, hash: u32) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        seg.lookup(hash, |s, f| out.push((s, f)));
+        out
+    }
+
+    #[test]
+    fn lookups_equal_filtering_every_posting() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = tracks(7, 9);
+        let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
+        let path = write(&dir.path().join("a.bin"), &refs).unwrap();
+        let seg = Segment::open(&path).unwrap();
+        let total: usize = ts.iter().map(|t| t.len()).sum();
+        assert_eq!(seg.postings(), total as u64);
+        let mut per_slot = Vec::new();
+        seg.check(&mut per_slot).unwrap();
+        assert_eq!(
+            per_slot,
+            ts.iter().map(|t| t.len() as u64).collect::<Vec<_>>()
+        );
+        let probes = ts.iter().flatten().map(|l| l.hash).step_by(13);
+        for hash in probes.chain([0, 1, 12345, crate::hash::HASH_MASK]) {
+            assert_eq!(looked_up(&seg, hash), naive(&ts, hash), "hash {hash}");
+        }
+        let walked: Vec<(u32, u32)> = seg.iter().collect();
+        assert_eq!(walked.len(), total);
+        assert!(walked.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn a_merge_equals_writing_the_kept_tracks_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (tracks(1, 5), tracks(2, 4));
+        let write_all = |name: &str, ts: &[Vec<Landmark>]| {
+            let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
+            Segment::open(&write(&dir.path().join(name), &refs).unwrap()).unwrap()
+        };
+        let (sa, sb) = (write_all("a.bin", &a), write_all("b.bin", &b));
+        let keep = vec![
+            vec![true, false, true, true, false],
+            vec![true, true, false, true],
+        ];
+        let merged =
+            Segment::open(&merge(&dir.path().join("m.bin"), &[&sa, &sb], &keep).unwrap()).unwrap();
+        let kept: Vec<Vec<Landmark>> = a
+            .iter()
+            .chain(&b)
+            .zip(keep.iter().flatten())
+            .filter(|(_, &k)| k)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let direct = write_all("d.bin", &kept);
+        assert_eq!(merged.slots(), kept.len());
+        assert_eq!(
+            merged.iter().collect::<Vec<_>>(),
+            direct.iter().collect::<Vec<_>>()
+        );
+        let mut per_slot = Vec::new();
+        merged.check(&mut per_slot).unwrap();
+        for hash in kept
+            .iter()
+            .flatten()
+            .map(|l| l.hash)
+            .step_by(11)
+            .chain([12345])
+        {
+            assert_eq!(looked_up(&merged, hash), naive(&kept, hash), "hash {hash}");
+        }
+    }
+
+    #[test]
+    fn damaged_files_are_refused_or_reported_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = tracks(3, 3);
+        let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
+        let path = write(&dir.path().join("a.bin"), &refs).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        // Cut short: refused at open.
+        let cut = dir.path().join("cut.bin");
+        fs::write(&cut, &bytes[..bytes.len() - 9]).unwrap();
+        assert!(Segment::open(&cut).is_err());
+        // A directory word overwritten: opens, `check` says so, lookups stay in bounds.
+        let seg = Segment::open(&path).unwrap();
+        let mut bad = bytes.clone();
+        let at = seg.dir_at + 4 * 5;
+        bad[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let hurt = dir.path().join("hurt.bin");
+        fs::write(&hurt, &bad).unwrap();
+        let hurt = Segment::open(&hurt).unwrap();
+        assert!(hurt.check(&mut Vec::new()).is_err());
+        for hash in ts.iter().flatten().map(|l| l.hash) {
+            hurt.lookup(hash, |_, _| {});
+        }
+        assert!(hurt.iter().count() as u64 <= hurt.postings());
+    }
+
+    #[test]
+    fn field_widths_follow_the_file_size() {
+        assert_eq!(dir_bits_for(0), MIN_DIR_BITS);
+        assert_eq!(dir_bits_for(600_000), 14);
+        assert_eq!(dir_bits_for(u32::MAX as u64), HASH_BITS);
+        assert_eq!(frame_bits_for(1), 1);
+        assert_eq!(frame_bits_for(2), 1);
+        assert_eq!(frame_bits_for(3), 2);
+        assert_eq!(frame_bits_for(1 << 20), 20);
+        assert_eq!(frame_bits_for(u32::MAX), 32);
+    }
+}

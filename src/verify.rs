@@ -1,0 +1,140 @@
+//! Checking an index against itself: every record, table, postings file and
+//! counter agrees with the others.
+//!
+//! Owns: what `ostid verify` checks and how a problem is worded. Does not
+//! own: the layouts it reads (`store`, `segment`).
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::segment::Segment;
+use crate::store::{is_removed, Store, TrackRecord};
+
+/// What `verify` looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tracks: u64,
+    pub segments: u64,
+    pub postings: u64,
+}
+
+/// Check the index's internal consistency: track records, segment tables,
+/// postings files (every posting read, counted per track), file records and
+/// counters. Returns what is wrong, and what was checked.
+pub fn verify(store: &Store) -> Result<(Vec<String>, Counts)> {
+    let mut problems = Vec::new();
+    let tracks = store.tracks()?;
+    let tables = store.segment_tables()?;
+    let by_id: HashMap<u32, &TrackRecord> = tracks.iter().map(|t| (t.id, t)).collect();
+    for t in &tracks {
+        match tables.get(&t.segment) {
+            None => problems.push(format!(
+                "track {} ({}) points at segment {}, which does not exist",
+                t.id, t.path, t.segment
+            )),
+            Some(tab) if tab.get(t.slot as usize) != Some(&t.id) => problems.push(format!(
+                "track {} ({}) is not in slot {} of segment {}",
+                t.id, t.path, t.slot, t.segment
+            )),
+            _ => {}
+        }
+    }
+    let mut postings_checked = 0u64;
+    let mut per_slot = Vec::new();
+    for (&seg, tab) in &tables {
+        for (slot, &id) in tab.iter().enumerate() {
+            if !is_removed(id) && !by_id.contains_key(&id) {
+                problems.push(format!(
+                    "segment {seg} slot {slot} names track {id}, which has no record"
+                ));
+            }
+        }
+        let path = store.segment_path(seg);
+        let f = match Segment::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        if f.slots() != tab.len() {
+            problems.push(format!(
+                "postings file {} has {} tracks, its segment table {}",
+                path.display(),
+                f.slots(),
+                tab.len()
+            ));
+            continue;
+        }
+        if let Err(e) = f.check(&mut per_slot) {
+            problems.push(format!(
+                "postings file {} is damaged: {e}; rebuild the index with `ostid index --rebuild DIR...`",
+                path.display()
+            ));
+            continue;
+        }
+        postings_checked += f.postings();
+        for (slot, &id) in tab.iter().enumerate() {
+            if let Some(t) = by_id.get(&id) {
+                if per_slot[slot] != t.landmarks {
+                    problems.push(format!(
+                        "track {} ({}) has {} postings in {}, its record says {}",
+                        id,
+                        t.path,
+                        per_slot[slot],
+                        path.display(),
+                        t.landmarks
+                    ));
+                }
+            }
+        }
+    }
+    let files = store.file_records()?;
+    for (key, id) in &files {
+        let shown = String::from_utf8_lossy(key);
+        match by_id.get(id) {
+            None => problems.push(format!(
+                "the file record of {shown} names track {id}, which has no record"
+            )),
+            Some(t) if t.path_key() != *key => problems.push(format!(
+                "the file record of {shown} names track {id}, which is {}",
+                t.path
+            )),
+            Some(_) => {}
+        }
+    }
+    if files.len() != tracks.len() {
+        problems.push(format!(
+            "{} file records for {} tracks",
+            files.len(),
+            tracks.len()
+        ));
+    }
+    let c = store.counters();
+    let landmarks: u64 = tracks.iter().map(|t| t.landmarks).sum();
+    let audio_s: f64 = tracks.iter().map(|t| t.duration_s).sum();
+    if c.tracks != tracks.len() as u64
+        || c.landmarks != landmarks
+        || (c.audio_s - audio_s).abs() > 1.0
+    {
+        problems.push(format!(
+            "counters say {} tracks, {} hashes, {:.0} s; the records add up to {}, {}, {:.0} s",
+            c.tracks,
+            c.landmarks,
+            c.audio_s,
+            tracks.len(),
+            landmarks,
+            audio_s
+        ));
+    }
+    Ok((
+        problems,
+        Counts {
+            tracks: tracks.len() as u64,
+            segments: tables.len() as u64,
+            postings: postings_checked,
+        },
+    ))
+}
