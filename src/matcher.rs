@@ -184,8 +184,23 @@ impl Matcher {
         q.dedup();
         let mut votes = Vec::new();
         let mut hits: Vec<(u32, u32)> = Vec::new();
+        // Distances, in distinct hashes, at which the directory and then
+        // the postings of a later lookup are fetched ahead.
+        const DIR_AHEAD: usize = 16;
+        const POSTINGS_AHEAD: usize = 8;
+        let runs: Vec<&[(u32, u32)]> = q.chunk_by(|a, b| a.0 == b.0).collect();
         for part in &self.parts {
-            for run in q.chunk_by(|a, b| a.0 == b.0) {
+            let file = &part.file;
+            for &run in runs.iter().take(DIR_AHEAD) {
+                file.prefetch_directory(run[0].0);
+            }
+            for (i, &run) in runs.iter().enumerate() {
+                if let Some(r) = runs.get(i + DIR_AHEAD) {
+                    file.prefetch_directory(r[0].0);
+                }
+                if let Some(r) = runs.get(i + POSTINGS_AHEAD) {
+                    file.prefetch_postings(r[0].0);
+                }
                 hits.clear();
                 part.file.lookup(run[0].0, |slot, frame| {
                     if let Some(&track) = part.tracks.get(slot as usize) {
