@@ -341,7 +341,7 @@ impl Segment {
     }
 
     /// The slot a global frame falls in, and the frame within it.
-    fn slot_of(&self, gframe: u32) -> Option<(u32, u32)> {
+    pub fn locate(&self, gframe: u32) -> Option<(u32, u32)> {
         let n = self.starts.partition_point(|&s| s <= gframe);
         let slot = n.checked_sub(1).filter(|&s| s < self.slots())?;
         Some((slot as u32, gframe - self.starts[slot]))
@@ -392,7 +392,7 @@ impl Segment {
             if v >> self.frame_bits != low {
                 break;
             }
-            if let Some((slot, frame)) = self.slot_of((v & frame_mask) as u32) {
+            if let Some((slot, frame)) = self.locate((v & frame_mask) as u32) {
                 f(slot, frame);
             }
         }
@@ -438,7 +438,7 @@ impl Segment {
                 return Err("its postings are out of order".into());
             }
             last = Some(k);
-            match self.slot_of(gframe) {
+            match self.locate(gframe) {
                 Some((slot, _)) => per_slot[slot as usize] += 1,
                 None => return Err(format!("a posting's frame {gframe} lies past its tracks")),
             }
@@ -544,7 +544,7 @@ pub fn merge(path: &Path, inputs: &[&Segment], keep: &[Vec<bool>]) -> Result<Pat
         }
     }
     while let Some(Reverse((hash, n, gframe))) = heap.pop() {
-        if let Some((slot, frame)) = inputs[n].slot_of(gframe) {
+        if let Some((slot, frame)) = inputs[n].locate(gframe) {
             if let Some(start) = moved[n][slot as usize] {
                 w.push(hash, start + frame)?;
             }
