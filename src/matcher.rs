@@ -93,6 +93,23 @@ pub struct TrackFeatures {
 /// (track, offset in frames, query anchor: frame << FREQ_BITS | bin).
 type Vote = (u32, i64, u32);
 
+/// Offsets are stored this much above their value in a vote's key.
+const OFFSET_BIAS: i64 = 1 << 40;
+
+/// A vote as one number that sorts as the vote does: track, offset, anchor.
+fn vote_key(track: u32, offset: i64, anchor: u32) -> u128 {
+    (track as u128) << 96 | ((offset + OFFSET_BIAS) as u64 as u128) << 32 | anchor as u128
+}
+
+/// Inverse of [`vote_key`].
+fn vote_of(key: u128) -> Vote {
+    (
+        (key >> 96) as u32,
+        (key >> 32) as u64 as i64 - OFFSET_BIAS,
+        key as u32,
+    )
+}
+
 /// Postings each track gave a query (before votes are deduplicated).
 type TrackPostings = HashMap<u32, u64>;
 
@@ -172,7 +189,7 @@ impl Matcher {
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
     /// the query peak (frame and bin) the landmark starts from. Each distinct
     /// hash is looked up once per segment.
-    fn votes(&self, landmarks: &[Landmark]) -> Vec<Vote> {
+    fn votes(&self, landmarks: &[Landmark]) -> Vec<u128> {
         let mut q: Vec<(u32, u32)> = landmarks
             .iter()
             .map(|l| {
@@ -213,7 +230,7 @@ impl Matcher {
                     let qframe = (anchor >> hash::FREQ_BITS) as i64;
                     votes.extend(
                         hits.iter()
-                            .map(|&(track, frame)| (track, frame as i64 - qframe, anchor)),
+                            .map(|&(track, frame)| vote_key(track, frame as i64 - qframe, anchor)),
                     );
                 }
             }
@@ -251,15 +268,20 @@ impl Matcher {
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
     fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
-        let mut votes = self.votes(landmarks);
-        votes.sort_unstable();
+        // Sorted as one number each: a sort of plain integers, not of tuples.
+        let mut keys = self.votes(landmarks);
+        keys.sort_unstable();
         let mut per_track: TrackPostings = HashMap::new();
-        for run in votes.chunk_by(|a, b| a.0 == b.0) {
-            per_track.insert(run[0].0, run.len() as u64);
+        for run in keys.chunk_by(|a, b| a >> 96 == b >> 96) {
+            per_track.insert((run[0] >> 96) as u32, run.len() as u64);
         }
-        votes.dedup();
+        keys.dedup();
         let lead = self.max_lead_frames;
-        votes.retain(|&(_, o, _)| o >= -lead);
+        let votes = keys
+            .into_iter()
+            .map(vote_of)
+            .filter(|&(_, o, _)| o >= -lead)
+            .collect();
         Ok((votes, per_track))
     }
 
@@ -649,4 +671,32 @@ struct Candidate {
 
 fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vote_keys_sort_as_votes_and_invert() {
+        let votes: Vec<Vote> = vec![
+            (0, -31, 0),
+            (0, -31, u32::MAX),
+            (0, 0, 5),
+            (1, -(1 << 33), 7),
+            (1, 5, 3),
+            (1, 1 << 33, 2),
+            (u32::MAX, 12, 1),
+        ];
+        for w in votes.windows(2) {
+            let (a, b) = (
+                vote_key(w[0].0, w[0].1, w[0].2),
+                vote_key(w[1].0, w[1].1, w[1].2),
+            );
+            assert_eq!(a < b, w[0] < w[1], "{:?} {:?}", w[0], w[1]);
+        }
+        for &v in &votes {
+            assert_eq!(vote_of(vote_key(v.0, v.1, v.2)), v);
+        }
+    }
 }
