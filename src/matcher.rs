@@ -244,16 +244,17 @@ impl Matcher {
     /// `looks`): a probe that chance all but never gives ends the search.
     pub fn probe(&self, landmarks: &[Landmark], looks: f64) -> Result<Probe> {
         let (votes, postings) = self.sorted_votes(landmarks)?;
-        let per_track = self.candidates(&votes, PROBE_FRAMES_FROM);
+        // Offsets below PROBE_FRAMES_FROM have no chance figure: only the
+        // best score of all is wanted of them.
+        let (per_track, top) = self.candidates_from(&votes, PROBE_FRAMES_FROM, PROBE_FRAMES_FROM);
         let mut probe = Probe {
-            score: 0,
+            score: top,
             chance: f64::INFINITY,
         };
         for (t, cands) in &per_track {
             let Some(best) = cands.iter().max_by_key(|c| (c.score, c.frames)) else {
                 continue;
             };
-            probe.score = probe.score.max(best.score);
             if best.frames > 0 {
                 probe.chance = probe
                     .chance
@@ -287,11 +288,19 @@ impl Matcher {
 
     /// Candidate offsets per track, scores smoothed over +-1 frame; query
     /// windows are counted where the score reaches `count_windows_from`.
-    fn candidates(
+    /// Tracks come in the votes' order (by track id).
+    fn candidates(&self, votes: &[Vote], count_windows_from: u32) -> Vec<(u32, Vec<Candidate>)> {
+        self.candidates_from(votes, count_windows_from, 0).0
+    }
+
+    /// [`Matcher::candidates`], keeping only candidates scoring at least
+    /// `keep_from`; with the best score of all, kept or not.
+    fn candidates_from(
         &self,
-        votes: &[(u32, i64, u32)],
+        votes: &[Vote],
         count_windows_from: u32,
-    ) -> HashMap<u32, Vec<Candidate>> {
+        keep_from: u32,
+    ) -> (Vec<(u32, Vec<Candidate>)>, u32) {
         // Runs of equal (track, offset), as ranges of `votes`.
         let mut runs: Vec<Run> = Vec::new();
         for (i, &(t, o, _)) in votes.iter().enumerate() {
@@ -309,7 +318,9 @@ impl Matcher {
         // Smooth over +-1 frame: a clip that starts between two hops splits
         // its votes between neighbouring offsets. The query windows the votes
         // fall in are counted only where there are enough votes to name a track.
-        let mut per_track: HashMap<u32, Vec<Candidate>> = HashMap::new();
+        // Votes are sorted by track: each track's candidates are one run.
+        let mut per_track: Vec<(u32, Vec<Candidate>)> = Vec::new();
+        let mut top = 0;
         let mut ws: Vec<u32> = Vec::new();
         for (k, r) in runs.iter().enumerate() {
             let adjacent = |j: usize| {
@@ -322,6 +333,10 @@ impl Matcher {
             for n in neighbours.iter().flatten() {
                 score += n.votes();
                 weighted += n.votes() as f64 * n.offset as f64;
+            }
+            top = top.max(score);
+            if score < keep_from {
+                continue;
             }
             let (mut windows, mut frames) = (0, 0);
             if score >= count_windows_from {
@@ -339,15 +354,19 @@ impl Matcher {
                 ws.dedup_by_key(|f| *f / window);
                 windows = ws.len() as u32;
             }
-            per_track.entry(r.track).or_default().push(Candidate {
+            let candidate = Candidate {
                 offset: r.offset,
                 score,
                 windows,
                 frames,
                 refined: weighted / score as f64,
-            });
+            };
+            match per_track.last_mut() {
+                Some((t, cands)) if *t == r.track => cands.push(candidate),
+                _ => per_track.push((r.track, vec![candidate])),
+            }
         }
-        per_track
+        (per_track, top)
     }
 
     /// What the decision rule sees of a query, for tuning
