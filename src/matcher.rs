@@ -190,15 +190,17 @@ impl Matcher {
     /// the query peak (frame and bin) the landmark starts from. Each distinct
     /// hash is looked up once per segment.
     fn votes(&self, landmarks: &[Landmark]) -> Vec<u128> {
-        let mut q: Vec<(u32, u32)> = landmarks
+        // (hash, anchor) as one number each: a sort of plain integers.
+        let mut keys: Vec<u64> = landmarks
             .iter()
             .map(|l| {
                 let (f1, _, _) = hash::unpack(hash::unmix(l.hash));
-                (l.hash, l.frame << hash::FREQ_BITS | f1 as u32)
+                (l.hash as u64) << 32 | (l.frame << hash::FREQ_BITS | f1 as u32) as u64
             })
             .collect();
-        q.sort_unstable();
-        q.dedup();
+        keys.sort_unstable();
+        keys.dedup();
+        let q: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
         let mut votes = Vec::new();
         let mut hits: Vec<(u32, u32)> = Vec::new();
         // Distances, in distinct hashes, at which the directory and then

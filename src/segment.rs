@@ -229,8 +229,29 @@ pub struct Segment {
     blocks: usize,
     postings: u64,
     starts: Vec<u32>,
+    /// `coarse[i]`: the slot holding global frame `i << coarse_shift`.
+    coarse: Vec<u32>,
+    coarse_shift: u32,
     dir_at: usize,
     data_at: usize,
+}
+
+/// Stretches of global frames the coarse slot table has per slot (about).
+const COARSE_PER_SLOT: u64 = 4;
+
+/// The coarse slot table of [`Segment::locate`] for slots spanning `starts`.
+fn coarse_table(starts: &[u32]) -> (Vec<u32>, u32) {
+    let total = *starts.last().expect("slots + 1 starts") as u64;
+    let slots = (starts.len() - 1) as u64;
+    let stretch = (total / (COARSE_PER_SLOT * slots.max(1))).max(1);
+    let shift = 63 - stretch.leading_zeros();
+    let coarse = (0..=(total >> shift))
+        .map(|i| {
+            let g = i << shift;
+            (starts.partition_point(|&s| s as u64 <= g).max(1) - 1) as u32
+        })
+        .collect();
+    (coarse, shift)
 }
 
 impl Segment {
@@ -288,6 +309,7 @@ impl Segment {
         }
         // Lookups touch a few lines of a file far larger than they need.
         let _ = map.advise(Advice::Random);
+        let (coarse, coarse_shift) = coarse_table(&starts);
         Ok(Segment {
             map,
             low_bits,
@@ -296,6 +318,8 @@ impl Segment {
             blocks,
             postings,
             starts,
+            coarse,
+            coarse_shift,
             dir_at,
             data_at,
         })
@@ -342,9 +366,13 @@ impl Segment {
 
     /// The slot a global frame falls in, and the frame within it.
     pub fn locate(&self, gframe: u32) -> Option<(u32, u32)> {
-        let n = self.starts.partition_point(|&s| s <= gframe);
-        let slot = n.checked_sub(1).filter(|&s| s < self.slots())?;
-        Some((slot as u32, gframe - self.starts[slot]))
+        // The coarse table names the slot at the start of gframe's stretch;
+        // slots shorter than a stretch are stepped over.
+        let mut slot = *self.coarse.get((gframe >> self.coarse_shift) as usize)? as usize;
+        while slot < self.slots() && self.starts[slot + 1] <= gframe {
+            slot += 1;
+        }
+        (slot < self.slots()).then(|| (slot as u32, gframe - self.starts[slot]))
     }
 
     /// Ask the CPU to fetch the directory words of `hash`'s block: a first
@@ -699,6 +727,50 @@ mod tests {
             hurt.lookup(hash, |_, _| {});
         }
         assert!(hurt.iter().count() as u64 <= hurt.postings());
+    }
+
+    #[test]
+    fn locate_equals_a_search_of_the_starts() {
+        for starts in [
+            vec![0u32, 1],
+            vec![0, 5, 5, 6, 20_000, 20_001, 90_000],
+            vec![0, 100_000, 100_003, 100_004, 250_000],
+        ] {
+            let (coarse, shift) = coarse_table(&starts);
+            let dir = tempfile::tempdir().unwrap();
+            let ts: Vec<Vec<Landmark>> = starts
+                .windows(2)
+                .map(|w| {
+                    let span = w[1] - w[0];
+                    if span == 0 {
+                        Vec::new()
+                    } else {
+                        vec![Landmark {
+                            hash: 9,
+                            frame: span - 1,
+                        }]
+                    }
+                })
+                .collect();
+            let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
+            let seg = Segment::open(&write(&dir.path().join("a.bin"), &refs).unwrap()).unwrap();
+            // A track with no landmark spans one frame in a file.
+            let starts = seg.starts.clone();
+            assert_eq!(
+                (seg.coarse.clone(), seg.coarse_shift),
+                coarse_table(&starts)
+            );
+            assert!(!coarse.is_empty() && shift < 32);
+            let total = *starts.last().unwrap();
+            for g in (0..total + 3).step_by(1 + total as usize / 5000) {
+                let n = starts.partition_point(|&s| s <= g);
+                let naive = n
+                    .checked_sub(1)
+                    .filter(|&s| s < starts.len() - 1 && g < total)
+                    .map(|s| (s as u32, g - starts[s]));
+                assert_eq!(seg.locate(g), naive, "gframe {g} of {starts:?}");
+            }
+        }
     }
 
     #[test]
