@@ -3,8 +3,8 @@
 //! A landmark is an anchor peak and one of its nearest later peaks in a
 //! target zone. Its hash packs the anchor's frequency bin, the frequency gap
 //! and the time gap; the bit layout below is the contract with the store.
-//! The packed value is then mixed (a bijection) so that buckets taken from
-//! its top bits are evenly filled.
+//! The packed value is then mixed (a bijection) so that the directory
+//! blocks of a postings file, taken from its top bits, are evenly filled.
 
 use std::collections::VecDeque;
 

@@ -4,15 +4,16 @@
 //! incrementally: [`decode`] turns a file or a pipe into mono chunks at the
 //! fingerprint rate; [`spectrogram`] turns them into power frames;
 //! [`peaks`] keeps the local maxima; [`hash`] pairs peaks into landmarks
-//! ([`fingerprint`] wires these three). Landmarks go to the [`store`] (sled)
-//! when indexing, or to the [`matcher`], which votes on consistent time
-//! offsets and returns data that [`output`] renders. [`params`] holds every
-//! knob in one struct whose digest the index records; [`library`] walks
-//! folders and names tracks; [`closelook`] looks again at clips under
-//! dialogue or noise; [`warp`] finds clips played faster, slower or
-//! transposed; [`cuesheet`] merges the windows of a long recording into
-//! cues, which [`timeline`] draws; [`cmd`] has one file per subcommand; [`cli`] is the only
-//! place that knows clap.
+//! ([`fingerprint`] wires these three). Landmarks go to the [`store`] (a
+//! sled catalogue beside [`segment`] files, which find a hash's postings in
+//! one read; [`verify`] checks the whole) when indexing, or to the
+//! [`matcher`], which votes on consistent time offsets and returns data
+//! that [`output`] renders. [`params`] holds every knob in one struct whose
+//! digest the index records; [`library`] walks folders and names tracks;
+//! [`closelook`] looks again at clips under dialogue or noise; [`warp`]
+//! finds clips played faster, slower or transposed; [`cuesheet`] merges the
+//! windows of a long recording into cues, which [`timeline`] draws; [`cmd`]
+//! has one file per subcommand; [`cli`] is the only place that knows clap.
 
 pub mod chance;
 pub mod cli;
