@@ -632,6 +632,12 @@ mod tests {
         out
     }
 
+    /// Write tracks (one slot each) as a file at `path`.
+    fn written(path: &Path, ts: &[Vec<Landmark>]) -> PathBuf {
+        let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
+        write(path, &refs).unwrap()
+    }
+
     fn looked_up(seg: &Segment, hash: u32) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
         seg.lookup(hash, |s, f| out.push((s, f)));
@@ -642,9 +648,7 @@ mod tests {
     fn lookups_equal_filtering_every_posting() {
         let dir = tempfile::tempdir().unwrap();
         let ts = tracks(7, 9);
-        let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
-        let path = write(&dir.path().join("a.bin"), &refs).unwrap();
-        let seg = Segment::open(&path).unwrap();
+        let seg = Segment::open(&written(&dir.path().join("a.bin"), &ts)).unwrap();
         let total: usize = ts.iter().map(|t| t.len()).sum();
         assert_eq!(seg.postings(), total as u64);
         let mut per_slot = Vec::new();
@@ -667,8 +671,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (tracks(1, 5), tracks(2, 4));
         let write_all = |name: &str, ts: &[Vec<Landmark>]| {
-            let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
-            Segment::open(&write(&dir.path().join(name), &refs).unwrap()).unwrap()
+            Segment::open(&written(&dir.path().join(name), ts)).unwrap()
         };
         let (sa, sb) = (write_all("a.bin", &a), write_all("b.bin", &b));
         let keep = vec![
@@ -707,8 +710,7 @@ mod tests {
     fn damaged_files_are_refused_or_reported_never_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let ts = tracks(3, 3);
-        let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
-        let path = write(&dir.path().join("a.bin"), &refs).unwrap();
+        let path = written(&dir.path().join("a.bin"), &ts);
         let bytes = fs::read(&path).unwrap();
         // Cut short: refused at open.
         let cut = dir.path().join("cut.bin");
@@ -752,8 +754,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let refs: Vec<&[Landmark]> = ts.iter().map(|t| &t[..]).collect();
-            let seg = Segment::open(&write(&dir.path().join("a.bin"), &refs).unwrap()).unwrap();
+            let seg = Segment::open(&written(&dir.path().join("a.bin"), &ts)).unwrap();
             // A track with no landmark spans one frame in a file.
             let starts = seg.starts.clone();
             assert_eq!(
