@@ -45,6 +45,10 @@ pub enum Command {
     Prune(PruneArgs),
     /// Check the index's internal consistency (exit 1 with a report when broken)
     Verify(JsonArg),
+    /// Merge the index's postings files into as few as possible, dropping
+    /// the postings of removed tracks (`index` merges as it goes; this is
+    /// for after `rm` or `prune`)
+    Compact(JsonArg),
 }
 
 #[derive(Debug, Args)]

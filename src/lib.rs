@@ -54,5 +54,6 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Rm(a) => cmd::manage::rm(&db, &a.paths, a.json, cli.quiet),
         Command::Prune(a) => cmd::manage::prune(&db, a.dry_run, a.force, a.json, cli.quiet),
         Command::Verify(a) => cmd::manage::verify(&db, a.json),
+        Command::Compact(a) => cmd::manage::compact(&db, a.json, cli.quiet),
     }
 }

@@ -581,6 +581,36 @@ impl Store {
         }
     }
 
+    /// Merge every segment into as few as a file holds, dropping the
+    /// postings of removed tracks: (segments before, segments after).
+    pub fn compact(&mut self) -> Result<(usize, usize)> {
+        let tables = self.segment_tables()?;
+        let mut groups: Vec<Vec<u32>> = Vec::new();
+        let mut size = 0u64;
+        for &seg in tables.keys() {
+            let n = self.segment_file(seg)?.postings();
+            match groups.last_mut() {
+                Some(g) if size + n <= segment::MAX_POSTINGS => g.push(seg),
+                _ => {
+                    groups.push(vec![seg]);
+                    size = 0;
+                }
+            }
+            size += n;
+        }
+        for g in groups {
+            let holes = g.iter().any(|s| {
+                tables
+                    .get(s)
+                    .is_some_and(|t| t.iter().any(|&id| is_removed(id)))
+            });
+            if g.len() > 1 || holes {
+                self.merge(&g)?;
+            }
+        }
+        Ok((tables.len(), self.segment_tables()?.len()))
+    }
+
     /// Merge segments into one (their live tracks, in segment then slot
     /// order), as one atomic commit.
     pub fn merge(&mut self, segs: &[u32]) -> Result<u32> {

@@ -1288,6 +1288,44 @@ fn merged_segments_answer_as_one_commit_does() {
 }
 
 #[test]
+fn compact_drops_removed_tracks_postings_and_answers_as_before() {
+    let (_tmp, db) = indexed();
+    ostid(&db)
+        .arg("rm")
+        .arg(fixtures().join("library").join("Ember Road"))
+        .assert()
+        .code(0);
+    let want = answers(&db);
+    let postings_bytes = |db: &Path| -> u64 {
+        std::fs::read_dir(db.join("postings"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    };
+    let before = postings_bytes(&db);
+    let out = ostid(&db).args(["compact", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = stdout_lines(&out).remove(0);
+    assert_eq!(report["files_before"], 1);
+    assert_eq!(report["files_after"], 1);
+    assert!(
+        postings_bytes(&db) < before,
+        "the removed tracks' postings are gone"
+    );
+    assert_eq!(postings_files_and_segments(&db), (1, 1));
+    assert_eq!(answers(&db), want);
+    // Human summary on stderr, nothing on stdout.
+    ostid(&db)
+        .arg("compact")
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "compacted 1 postings files into 1",
+        ));
+}
+
+#[test]
 fn a_sigkill_mid_run_resumes_to_the_same_index() {
     let (_tmp, clean_db) = indexed();
     let want = answers(&clean_db);

@@ -339,3 +339,42 @@ pub fn verify(db: &Path, json: bool) -> Result<Status> {
     out.flush()?;
     Ok(if ok { Status::Ok } else { Status::NoMatch })
 }
+
+/// `ostid compact --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactReport {
+    pub files_before: usize,
+    pub files_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// `ostid compact`: merge the postings files, dropping removed tracks'
+/// postings. The summary goes to stderr, or as JSON to stdout.
+pub fn compact(db: &Path, json: bool, quiet: bool) -> Result<Status> {
+    let mut store = Store::open(db, Access::Write, None)?;
+    let bytes_before = store.disk_bytes();
+    let (files_before, files_after) = store.compact()?;
+    store.flush()?;
+    let r = CompactReport {
+        files_before,
+        files_after,
+        bytes_before,
+        bytes_after: store.disk_bytes(),
+    };
+    if json {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        json_line(&mut out, &r)?;
+        out.flush()?;
+    } else if !quiet {
+        eprintln!(
+            "compacted {} postings files into {}; {:.2} MB -> {:.2} MB",
+            r.files_before,
+            r.files_after,
+            r.bytes_before as f64 / 1e6,
+            r.bytes_after as f64 / 1e6
+        );
+    }
+    Ok(Status::Ok)
+}
