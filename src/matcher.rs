@@ -200,35 +200,36 @@ impl Matcher {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let q: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
         let mut votes = Vec::new();
         let mut hits: Vec<(u32, u32)> = Vec::new();
         // Distances, in distinct hashes, at which the directory and then
         // the postings of a later lookup are fetched ahead.
         const DIR_AHEAD: usize = 16;
         const POSTINGS_AHEAD: usize = 8;
-        let runs: Vec<&[(u32, u32)]> = q.chunk_by(|a, b| a.0 == b.0).collect();
+        // One run per distinct hash: the hash above, each anchor below.
+        let hash_of = |run: &[u64]| (run[0] >> 32) as u32;
+        let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
         for part in &self.parts {
             let file = &part.file;
             for &run in runs.iter().take(DIR_AHEAD) {
-                file.prefetch_directory(run[0].0);
+                file.prefetch_directory(hash_of(run));
             }
             for (i, &run) in runs.iter().enumerate() {
                 if let Some(r) = runs.get(i + DIR_AHEAD) {
-                    file.prefetch_directory(r[0].0);
+                    file.prefetch_directory(hash_of(r));
                 }
                 if let Some(r) = runs.get(i + POSTINGS_AHEAD) {
-                    file.prefetch_postings(r[0].0);
+                    file.prefetch_postings(hash_of(r));
                 }
                 hits.clear();
-                part.file.lookup(run[0].0, |slot, frame| {
+                file.lookup(hash_of(run), |slot, frame| {
                     if let Some(&track) = part.tracks.get(slot as usize) {
                         if !store::is_removed(track) {
                             hits.push((track, frame));
                         }
                     }
                 });
-                for &(_, anchor) in run {
+                for anchor in run.iter().map(|&k| k as u32) {
                     let qframe = (anchor >> hash::FREQ_BITS) as i64;
                     votes.extend(
                         hits.iter()
