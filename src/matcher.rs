@@ -93,21 +93,77 @@ pub struct TrackFeatures {
 /// (track, offset in frames, query anchor: frame << FREQ_BITS | bin).
 type Vote = (u32, i64, u32);
 
-/// Offsets are stored this much above their value in a vote's key.
-const OFFSET_BIAS: i64 = 1 << 40;
-
-/// A vote as one number that sorts as the vote does: track, offset, anchor.
-fn vote_key(track: u32, offset: i64, anchor: u32) -> u128 {
-    (track as u128) << 96 | ((offset + OFFSET_BIAS) as u64 as u128) << 32 | anchor as u128
+/// How a vote is packed into one integer that sorts as the vote does
+/// (track, then offset, then anchor): the anchor in the low
+/// `anchor_bits`, the offset plus `bias` above it, the track on top.
+#[derive(Debug, Clone, Copy)]
+struct KeyLayout {
+    anchor_bits: u32,
+    offset_bits: u32,
+    bias: i64,
 }
 
-/// Inverse of [`vote_key`].
-fn vote_of(key: u128) -> Vote {
-    (
-        (key >> 96) as u32,
-        (key >> 32) as u64 as i64 - OFFSET_BIAS,
-        key as u32,
-    )
+/// The layout of a `u128` key: room for any vote.
+const WIDE: KeyLayout = KeyLayout {
+    anchor_bits: 32,
+    offset_bits: 64,
+    bias: 1 << 40,
+};
+
+/// A vote packed as one integer ([`KeyLayout`]): sorting plain integers is
+/// what makes votes cheap, and a `u64` sorts faster than a `u128` where
+/// the query and the library leave room for it.
+trait VoteKey: Copy + Ord + Send {
+    fn pack(track: u32, offset: i64, anchor: u32, layout: &KeyLayout) -> Self;
+    fn unpack(self, layout: &KeyLayout) -> Vote;
+    fn track(self, layout: &KeyLayout) -> u32;
+}
+
+impl VoteKey for u128 {
+    fn pack(track: u32, offset: i64, anchor: u32, l: &KeyLayout) -> u128 {
+        (track as u128) << (l.offset_bits + l.anchor_bits)
+            | ((offset + l.bias) as u64 as u128) << l.anchor_bits
+            | anchor as u128
+    }
+    fn unpack(self, l: &KeyLayout) -> Vote {
+        let low = |bits: u32, v: u128| (v & ((1u128 << bits) - 1)) as u64;
+        (
+            self.track(l),
+            low(l.offset_bits, self >> l.anchor_bits) as i64 - l.bias,
+            low(l.anchor_bits, self) as u32,
+        )
+    }
+    fn track(self, l: &KeyLayout) -> u32 {
+        (self >> (l.offset_bits + l.anchor_bits)) as u32
+    }
+}
+
+impl VoteKey for u64 {
+    fn pack(track: u32, offset: i64, anchor: u32, l: &KeyLayout) -> u64 {
+        // A layout with no bits for the track (track 0 only) shifts by 64.
+        (track as u64)
+            .checked_shl(l.offset_bits + l.anchor_bits)
+            .unwrap_or(0)
+            | ((offset + l.bias) as u64) << l.anchor_bits
+            | anchor as u64
+    }
+    fn unpack(self, l: &KeyLayout) -> Vote {
+        let low = |bits: u32, v: u64| v & ((1u64 << bits) - 1);
+        (
+            self.track(l),
+            low(l.offset_bits, self >> l.anchor_bits) as i64 - l.bias,
+            low(l.anchor_bits, self) as u32,
+        )
+    }
+    fn track(self, l: &KeyLayout) -> u32 {
+        // Shifts of 64 or more (an empty library) leave track 0.
+        self.checked_shr(l.offset_bits + l.anchor_bits).unwrap_or(0) as u32
+    }
+}
+
+/// Bits needed to hold `v`.
+fn bits(v: u64) -> u32 {
+    u64::BITS - v.leading_zeros()
 }
 
 /// Postings each track gave a query (before votes are deduplicated).
@@ -128,6 +184,10 @@ pub struct Matcher {
     /// Every look counts this many times (`ostid scan`: one recording is
     /// many windows, each a chance for a chance answer).
     looks_factor: f64,
+    /// The largest track id and frame within a track of any posting:
+    /// whether a query's votes fit a `u64` key ([`KeyLayout`]).
+    max_track: u32,
+    max_frame: u32,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -147,13 +207,27 @@ impl Matcher {
             .values()
             .map(|t| t.duration_s / params.frame_s() + MAX_LEAD_FRAMES as f64)
             .sum();
+        let parts = store.parts()?;
+        let max_track = parts
+            .iter()
+            .flat_map(|p| p.tracks.iter().copied())
+            .filter(|&t| !store::is_removed(t))
+            .max()
+            .unwrap_or(0);
+        let max_frame = parts
+            .iter()
+            .flat_map(|p| (0..p.file.slots()).map(|s| p.file.span(s)))
+            .max()
+            .unwrap_or(0);
         Ok(Matcher {
-            parts: store.parts()?,
+            parts,
             params,
             tracks,
             max_lead_frames: MAX_LEAD_FRAMES,
             library_positions: frames / chance::SMOOTHING_FRAMES,
             looks_factor: 1.0,
+            max_track,
+            max_frame,
         })
     }
 
@@ -189,7 +263,7 @@ impl Matcher {
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
     /// the query peak (frame and bin) the landmark starts from. Each distinct
     /// hash is looked up once per segment.
-    fn votes(&self, landmarks: &[Landmark]) -> Vec<u128> {
+    fn votes<K: VoteKey>(&self, landmarks: &[Landmark], layout: &KeyLayout) -> Vec<K> {
         // (hash, anchor) as one number each: a sort of plain integers.
         let mut keys: Vec<u64> = landmarks
             .iter()
@@ -231,10 +305,9 @@ impl Matcher {
                 });
                 for anchor in run.iter().map(|&k| k as u32) {
                     let qframe = (anchor >> hash::FREQ_BITS) as i64;
-                    votes.extend(
-                        hits.iter()
-                            .map(|&(track, frame)| vote_key(track, frame as i64 - qframe, anchor)),
-                    );
+                    votes.extend(hits.iter().map(|&(track, frame)| {
+                        K::pack(track, frame as i64 - qframe, anchor, layout)
+                    }));
                 }
             }
         }
@@ -272,21 +345,49 @@ impl Matcher {
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
     fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
+        match self.narrow_layout(landmarks) {
+            Some(layout) => Ok(self.sorted_votes_as::<u64>(landmarks, &layout)),
+            None => Ok(self.sorted_votes_as::<u128>(landmarks, &WIDE)),
+        }
+    }
+
+    /// A `u64` layout for the votes of `landmarks`, if they fit one.
+    fn narrow_layout(&self, landmarks: &[Landmark]) -> Option<KeyLayout> {
+        let max_qframe = landmarks.iter().map(|l| l.frame).max().unwrap_or(0);
+        // An anchor is its frame above its bin.
+        let anchor_bits = bits(((max_qframe as u64 + 1) << hash::FREQ_BITS) - 1);
+        // An offset is a stored frame less a query frame.
+        let bias = max_qframe as i64;
+        let offset_bits = bits(self.max_frame as u64 + bias as u64);
+        let track_bits = bits(self.max_track as u64);
+        (anchor_bits + offset_bits + track_bits <= 64).then_some(KeyLayout {
+            anchor_bits,
+            offset_bits,
+            bias,
+        })
+    }
+
+    /// [`Matcher::sorted_votes`] with votes packed as `K`.
+    fn sorted_votes_as<K: VoteKey>(
+        &self,
+        landmarks: &[Landmark],
+        layout: &KeyLayout,
+    ) -> (Vec<Vote>, TrackPostings) {
         // Sorted as one number each: a sort of plain integers, not of tuples.
-        let mut keys = self.votes(landmarks);
+        let mut keys: Vec<K> = self.votes(landmarks, layout);
         keys.sort_unstable();
         let mut per_track: TrackPostings = HashMap::new();
-        for run in keys.chunk_by(|a, b| a >> 96 == b >> 96) {
-            per_track.insert((run[0] >> 96) as u32, run.len() as u64);
+        for run in keys.chunk_by(|a, b| a.track(layout) == b.track(layout)) {
+            per_track.insert(run[0].track(layout), run.len() as u64);
         }
         keys.dedup();
         let lead = self.max_lead_frames;
         let votes = keys
             .into_iter()
-            .map(vote_of)
+            .map(|k| k.unpack(layout))
             .filter(|&(_, o, _)| o >= -lead)
             .collect();
-        Ok((votes, per_track))
+        (votes, per_track)
     }
 
     /// Candidate offsets per track, scores smoothed over +-1 frame; query
@@ -712,13 +813,43 @@ mod tests {
         ];
         for w in votes.windows(2) {
             let (a, b) = (
-                vote_key(w[0].0, w[0].1, w[0].2),
-                vote_key(w[1].0, w[1].1, w[1].2),
+                u128::pack(w[0].0, w[0].1, w[0].2, &WIDE),
+                u128::pack(w[1].0, w[1].1, w[1].2, &WIDE),
             );
             assert_eq!(a < b, w[0] < w[1], "{:?} {:?}", w[0], w[1]);
         }
         for &v in &votes {
-            assert_eq!(vote_of(vote_key(v.0, v.1, v.2)), v);
+            assert_eq!(u128::pack(v.0, v.1, v.2, &WIDE).unpack(&WIDE), v);
         }
+    }
+
+    /// Narrow keys are the wide ones' twin: the same order, the same votes,
+    /// at the edges of a layout.
+    #[test]
+    fn narrow_keys_sort_and_invert_as_wide_ones() {
+        let l = KeyLayout {
+            anchor_bits: 19,
+            offset_bits: 30,
+            bias: 1000,
+        };
+        let max_off = (1i64 << 30) - 1 - 1000;
+        let mut votes: Vec<Vote> = Vec::new();
+        for t in [0, 1, 7, (1 << 15) - 1] {
+            for o in [-1000, -999, -1, 0, 1, 12_345, max_off] {
+                for a in [0, 1, (1 << 19) - 1] {
+                    votes.push((t, o, a));
+                }
+            }
+        }
+        votes.sort();
+        let narrow: Vec<u64> = votes.iter().map(|v| u64::pack(v.0, v.1, v.2, &l)).collect();
+        assert!(narrow.windows(2).all(|w| w[0] < w[1]));
+        for (&k, &v) in narrow.iter().zip(&votes) {
+            assert_eq!(k.unpack(&l), v);
+            assert_eq!(k.track(&l), v.0);
+        }
+        assert_eq!(bits(0), 0);
+        assert_eq!(bits(1), 1);
+        assert_eq!(bits(u64::MAX), 64);
     }
 }
