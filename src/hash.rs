@@ -141,6 +141,15 @@ impl Pairer {
             if dt > self.max_dt {
                 break;
             }
+            // Peaks come in frame order: once `fan_out` targets are in
+            // hand, a later frame cannot be among the nearest.
+            if self
+                .cands
+                .get(self.fan_out.wrapping_sub(1))
+                .is_some_and(|c| dt > c.0)
+            {
+                break;
+            }
             let df = p.bin as i32 - a.bin as i32;
             if dt >= self.min_dt && df.unsigned_abs() <= self.max_df {
                 self.cands.push((dt, df.unsigned_abs(), *p));
