@@ -1,9 +1,11 @@
 //! Command-line types (clap) and their conversion into plain configs. Nothing
 //! outside this file sees clap.
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
 use crate::cmd::{IndexConfig, MatchConfig, ScanConfig};
 use crate::output::{Format, ScanFormat};
@@ -49,6 +51,47 @@ pub enum Command {
     /// the postings of removed tracks (`index` merges as it goes; this is
     /// for after `rm` or `prune`)
     Compact(JsonArg),
+    /// Shell completions, to stdout (e.g. `ostid completions bash >
+    /// ~/.local/share/bash-completion/completions/ostid`)
+    Completions(CompletionsArgs),
+    /// The manual page in roff, to stdout (e.g. `ostid man >
+    /// ~/.local/share/man/man1/ostid.1`)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Write the completion script for `shell` (from the definition above).
+pub fn write_completions(shell: Shell, out: &mut dyn Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "ostid", out);
+}
+
+/// Write the manual page: the command's page, then a section for each
+/// subcommand with its synopsis, description and options as subsections.
+pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
+    let cmd = Cli::command();
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    for sub in cmd.get_subcommands() {
+        let name = format!("ostid {}", sub.get_name());
+        let page = clap_mangen::Man::new(sub.clone().bin_name(name.clone()));
+        let mut body = Vec::new();
+        page.render_synopsis_section(&mut body)?;
+        page.render_description_section(&mut body)?;
+        page.render_options_section(&mut body)?;
+        writeln!(out, ".SH \"{}\"", name.to_uppercase())?;
+        for line in String::from_utf8_lossy(&body).lines() {
+            match line.strip_prefix(".SH ") {
+                Some(title) => writeln!(out, ".SS {title}")?,
+                None => writeln!(out, "{line}")?,
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -43,17 +43,27 @@ pub use cmd::Status;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<Status> {
-    let db = cmd::db_dir(cli.db)?;
+    let quiet = cli.quiet;
+    // Completions and the man page need no index.
+    let db = || cmd::db_dir(cli.db.clone());
     match cli.command {
-        Command::Index(args) => cmd::index::run(db, args.into_config(cli.quiet)),
-        Command::Match(args) => cmd::matching::run(db, args.into_config(cli.quiet)),
-        Command::Scan(args) => cmd::scan::run(db, args.into_config(cli.quiet)),
-        Command::List(a) => cmd::manage::list(&db, a.work.as_deref(), a.json),
-        Command::Works(a) => cmd::manage::works(&db, a.json),
-        Command::Stats(a) => cmd::manage::stats(&db, a.json),
-        Command::Rm(a) => cmd::manage::rm(&db, &a.paths, a.json, cli.quiet),
-        Command::Prune(a) => cmd::manage::prune(&db, a.dry_run, a.force, a.json, cli.quiet),
-        Command::Verify(a) => cmd::manage::verify(&db, a.json),
-        Command::Compact(a) => cmd::manage::compact(&db, a.json, cli.quiet),
+        Command::Index(args) => cmd::index::run(db()?, args.into_config(quiet)),
+        Command::Match(args) => cmd::matching::run(db()?, args.into_config(quiet)),
+        Command::Scan(args) => cmd::scan::run(db()?, args.into_config(quiet)),
+        Command::List(a) => cmd::manage::list(&db()?, a.work.as_deref(), a.json),
+        Command::Works(a) => cmd::manage::works(&db()?, a.json),
+        Command::Stats(a) => cmd::manage::stats(&db()?, a.json),
+        Command::Rm(a) => cmd::manage::rm(&db()?, &a.paths, a.json, quiet),
+        Command::Prune(a) => cmd::manage::prune(&db()?, a.dry_run, a.force, a.json, quiet),
+        Command::Verify(a) => cmd::manage::verify(&db()?, a.json),
+        Command::Compact(a) => cmd::manage::compact(&db()?, a.json, quiet),
+        Command::Completions(a) => {
+            cli::write_completions(a.shell, &mut std::io::stdout().lock());
+            Ok(Status::Ok)
+        }
+        Command::Man => {
+            cli::write_man_page(&mut std::io::stdout().lock())?;
+            Ok(Status::Ok)
+        }
     }
 }

@@ -1819,3 +1819,117 @@ fn max_chance_sets_how_sure_an_answer_must_be() {
             .stderr(predicate::str::contains("positive number"));
     }
 }
+
+/// Whether `program` can be run here (a shell or a man reader).
+fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn completion_scripts_are_valid_for_each_shell_present() {
+    let tmp = TempDir::new().expect("tempdir");
+    // No index is needed, nor made.
+    let db = tmp.path().join("none");
+    // (shell, how it checks a script's syntax without running it)
+    let checks: [(&str, &[&str]); 3] = [
+        ("bash", &["-n"]),
+        ("zsh", &["-n"]),
+        ("fish", &["--no-execute"]),
+    ];
+    let mut checked = 0;
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = ostid(&db)
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).expect("utf-8");
+        // Every subcommand is offered.
+        for sub in [
+            "index",
+            "match",
+            "scan",
+            "list",
+            "verify",
+            "compact",
+            "completions",
+        ] {
+            assert!(script.contains(sub), "{shell} script lacks {sub}");
+        }
+        let Some((_, flags)) = checks.iter().find(|(s, _)| *s == shell) else {
+            continue;
+        };
+        if !have(shell) {
+            eprintln!("skipped: {shell} is not installed, its script is not syntax-checked");
+            continue;
+        }
+        let path = tmp.path().join(format!("ostid.{shell}"));
+        std::fs::write(&path, &script).expect("write script");
+        let check = std::process::Command::new(shell)
+            .args(*flags)
+            .arg(&path)
+            .output()
+            .expect("run shell");
+        assert!(
+            check.status.success(),
+            "{shell} rejects the script: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        checked += 1;
+    }
+    assert!(!db.exists(), "completions made an index");
+    // bash is everywhere the tests run (CI included).
+    assert!(checked >= 1, "no shell checked a script");
+    ostid(&db)
+        .args(["completions", "tcsh"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value 'tcsh'"));
+}
+
+#[test]
+fn man_page_covers_every_subcommand_and_renders() {
+    let tmp = TempDir::new().expect("tempdir");
+    let out = ostid(&tmp.path().join("none"))
+        .arg("man")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "{}",
+        &page[..80.min(page.len())]
+    );
+    assert!(page.contains(".TH ostid 1"));
+    for sub in [
+        "INDEX", "MATCH", "SCAN", "LIST", "WORKS", "STATS", "RM", "PRUNE", "VERIFY", "COMPACT",
+    ] {
+        assert!(
+            page.contains(&format!(".SH \"OSTID {sub}\"")),
+            "no section for {sub}"
+        );
+    }
+    assert!(page.contains("max\\-chance"), "match's options are listed");
+    // A real reader renders it without warnings, where one is installed.
+    if have("groff") {
+        let path = tmp.path().join("ostid.1");
+        std::fs::write(&path, &page).expect("write page");
+        let r = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .expect("run groff");
+        assert!(r.status.success());
+        assert!(
+            r.stderr.is_empty(),
+            "groff: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    } else {
+        eprintln!("skipped: groff is not installed, the page is not rendered");
+    }
+}
