@@ -3,6 +3,7 @@
 real audio) and simulated libraries of more hours.
 
     python3 benches/scale.py [--hours 100,1000] [--runs 10] [--cache DIR]
+    python3 benches/scale.py --plot-only [--plot docs/scale.svg]
 
 Needs the evaluation's base index and clips (run `benches/eval.py --half tune
 --size base` first). A simulated library is the evaluation index plus copies
@@ -12,9 +13,11 @@ the store's own commit and merge path; no decoding). For each size: the
 index's size and build time, whole-process `ostid match` of one 10 s clip
 (known and unknown; median of RUNS runs over 5 clips each, OS cache warm),
 peak RSS of those, and a batch of 40 + 40 clips in one process (seconds per
-clip, decoding included). Release build, 2 threads.
+clip, decoding included). Release build, 2 threads. Writes the table, and a
+log-log plot of cost against hours (with the gates) as SVG (`--plot`);
+`--plot-only` redraws it from the last results.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, json, math, os, statistics, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -40,13 +43,77 @@ def whole_process(ostid, db, queries, runs):
     return statistics.median(times), rss
 
 
+def plot(results, out):
+    """Log-log SVG: whole-process ms (known, unknown), batch ms per clip and
+    peak RSS MB against indexed hours, with the gates as dashed steps."""
+    rows = results["rows"]
+    W, H, L, R, T, B = 640, 400, 70, 150, 30, 50
+    x0, x1 = 1.0, 4.0            # log10 hours: 10 h .. 10,000 h
+    y0, y1 = 0.0, 4.0            # log10 of ms or MB: 1 .. 10,000
+
+    def px(h):
+        return L + (math.log10(h) - x0) / (x1 - x0) * (W - L - R)
+
+    def py(v):
+        v = min(max(v, 10 ** y0), 10 ** y1)
+        return T + (y1 - math.log10(v)) / (y1 - y0) * (H - T - B)
+
+    g = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+         f'<rect width="{W}" height="{H}" fill="white"/>']
+    for e in range(int(x0), int(x1) + 1):
+        x = px(10 ** e)
+        g.append(f'<line x1="{x:.1f}" y1="{T}" x2="{x:.1f}" y2="{H - B}" stroke="#ddd"/>')
+        g.append(f'<text x="{x:.1f}" y="{H - B + 15}" text-anchor="middle">{10 ** e:,} h</text>')
+    for e in range(int(y0), int(y1) + 1):
+        y = py(10 ** e)
+        g.append(f'<line x1="{L}" y1="{y:.1f}" x2="{W - R}" y2="{y:.1f}" stroke="#ddd"/>')
+        g.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{10 ** e:,}</text>')
+    g.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">indexed hours (log)</text>')
+    g.append(f'<text x="14" y="{(T + H - B) / 2}" transform="rotate(-90 14 {(T + H - B) / 2})" '
+             f'text-anchor="middle">ms, or MB for RSS (log)</text>')
+    series = [("known 10 s, ms", "known_ms", "#1f77b4"), ("unknown 10 s, ms", "unknown_ms", "#d62728"),
+              ("batch, ms per clip", "batch_ms_per_clip", "#2ca02c"), ("peak RSS, MB", "unknown_rss_mb", "#9467bd")]
+    for i, (name, key, colour) in enumerate(series):
+        pts = [(max(r["hours"], 10 ** x0), r[key]) for r in rows if r.get(key)]
+        path = " ".join(f"{px(h):.1f},{py(v):.1f}" for h, v in pts)
+        g.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for h, v in pts:
+            g.append(f'<circle cx="{px(h):.1f}" cy="{py(v):.1f}" r="3" fill="{colour}"/>')
+        y = T + 10 + 18 * i
+        g.append(f'<line x1="{W - R + 10}" y1="{y}" x2="{W - R + 30}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
+        g.append(f'<text x="{W - R + 35}" y="{y + 4}">{name}</text>')
+    # Gates, one clip: 50 ms at 6 h (drawn at 10 h), 100 at 1,000 h, 200 at 10,000 h.
+    path = " ".join(f"{px(h):.1f},{py(v):.1f}" for h, v in [(10, 50), (1000, 100), (10000, 200)])
+    g.append(f'<polyline points="{path}" fill="none" stroke="black" stroke-dasharray="5,4"/>')
+    g.append(f'<line x1="{px(10):.1f}" y1="{py(100):.1f}" x2="{px(10000):.1f}" y2="{py(100):.1f}" '
+             f'stroke="#9467bd" stroke-dasharray="2,3"/>')
+    y = T + 10 + 18 * len(series)
+    g.append(f'<line x1="{W - R + 10}" y1="{y}" x2="{W - R + 30}" y2="{y}" stroke="black" stroke-dasharray="5,4"/>')
+    g.append(f'<text x="{W - R + 35}" y="{y + 4}">gate, one clip</text>')
+    g.append(f'<line x1="{W - R + 10}" y1="{y + 18}" x2="{W - R + 30}" y2="{y + 18}" stroke="#9467bd" '
+             f'stroke-dasharray="2,3"/>')
+    g.append(f'<text x="{W - R + 35}" y="{y + 22}">gate, RSS</text>')
+    g.append(f'<text x="{L}" y="{T - 10}">ostid match, whole process (commit {results["commit"]}); '
+             f'the evaluation index is drawn at 10 h</text>')
+    g.append("</svg>")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write("\n".join(g) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", default=os.path.join(ROOT, "cache"))
     ap.add_argument("--hours", default="100,1000", help="simulated sizes, comma-separated")
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "scale.svg"), help="SVG plot to write")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plot from the last results")
     args = ap.parse_args()
     cache = os.path.abspath(args.cache)
+    if args.plot_only:
+        with open(os.path.join(cache, "results-scale.json")) as f:
+            plot(json.load(f), args.plot)
+        return
     base = os.path.join(cache, "db-default-base")
     if not os.path.exists(base):
         sys.exit("no evaluation index: run `python3 benches/eval.py --half tune --size base` first")
@@ -84,8 +151,10 @@ def main():
         print(json.dumps(row), file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
+    results = {"commit": commit, "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "rows": rows}
     with open(os.path.join(cache, "results-scale.json"), "w") as f:
-        json.dump({"commit": commit, "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "rows": rows}, f, indent=1)
+        json.dump(results, f, indent=1)
+    plot(results, args.plot)
     print(f"Scale (commit {commit}; whole process, median of {args.runs} runs x 5 clips; batch of {len(batch)} clips)\n")
     print("| index | hours | MB on disk | MB/h | build s | known 10 s ms | unknown 10 s ms | peak RSS MB (known/unknown/batch) | batch ms/clip |")
     print("|---|---|---|---|---|---|---|---|---|")
