@@ -12,7 +12,7 @@
 //! repeats of looping music; other tracks that pass too and score nearly as
 //! well are copies or versions.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -213,6 +213,63 @@ fn bits(v: u64) -> u32 {
     u64::BITS - v.leading_zeros()
 }
 
+/// Postings of read lookups ([`crate::segment::READ_LOOKUPS_ABOVE`]) kept
+/// per thread, at most this many (track, frame) pairs (32 MB).
+const READ_CACHE_HITS: usize = 4 << 20;
+
+thread_local! {
+    static READ_CACHE: std::cell::RefCell<ReadCache> = std::cell::RefCell::new(ReadCache::default());
+}
+
+/// The postings a thread has read, by (postings file, hash), for one
+/// matcher at a time: the probes of a warp search look many hashes up
+/// again, and each read is a system call.
+#[derive(Default)]
+struct ReadCache {
+    matcher: u64,
+    index: HashMap<(u32, u32), (usize, usize)>,
+    hits: Vec<(u32, u32)>,
+}
+
+impl ReadCache {
+    /// Serve matcher `id` (a cache of another is emptied).
+    fn serve(&mut self, id: u64) {
+        if self.matcher != id {
+            self.clear();
+            self.matcher = id;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.hits.clear();
+    }
+
+    /// Where the postings of `hash` in file `part` are in `hits`, read
+    /// with `read` (which appends them) the first time.
+    fn find(
+        &mut self,
+        part: u32,
+        hash: u32,
+        read: impl FnOnce(&mut Vec<(u32, u32)>) -> Result<()>,
+    ) -> Result<(usize, usize)> {
+        if let Some(&at) = self.index.get(&(part, hash)) {
+            return Ok(at);
+        }
+        if self.hits.len() > READ_CACHE_HITS {
+            self.clear();
+        }
+        let start = self.hits.len();
+        read(&mut self.hits)?;
+        let at = (start, self.hits.len() - start);
+        self.index.insert((part, hash), at);
+        Ok(at)
+    }
+}
+
+/// Tells matchers apart in [`ReadCache`].
+static MATCHERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Postings each track gave a query (before votes are deduplicated).
 type TrackPostings = HashMap<u32, u64>;
 
@@ -235,6 +292,8 @@ pub struct Matcher {
     /// whether a query's votes fit a `u64` key ([`KeyLayout`]).
     max_track: u32,
     max_frame: u32,
+    /// Unique to this matcher ([`ReadCache`]).
+    id: u64,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -275,6 +334,7 @@ impl Matcher {
             looks_factor: 1.0,
             max_track,
             max_frame,
+            id: MATCHERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -310,7 +370,7 @@ impl Matcher {
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
     /// the query peak (frame and bin) the landmark starts from. Each distinct
     /// hash is looked up once per segment.
-    fn votes<K: VoteKey>(&self, landmarks: &[Landmark], layout: &KeyLayout) -> Vec<K> {
+    fn votes<K: VoteKey>(&self, landmarks: &[Landmark], layout: &KeyLayout) -> Result<Vec<K>> {
         // (hash, anchor) as one number each: a sort of plain integers.
         let mut keys: Vec<u64> = landmarks
             .iter()
@@ -323,6 +383,7 @@ impl Matcher {
         keys.dedup();
         let mut votes = Vec::new();
         let mut hits: Vec<(u32, u32)> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
         // Distances, in distinct hashes, at which the directory and then
         // the postings of a later lookup are fetched ahead.
         const DIR_AHEAD: usize = 16;
@@ -330,8 +391,44 @@ impl Matcher {
         // One run per distinct hash: the hash above, each anchor below.
         let hash_of = |run: &[u64]| (run[0] >> 32) as u32;
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
+        let emit =
+            |votes: &mut Vec<K>, run: &[u64], hits: &[(u32, u32)]| {
+                for anchor in run.iter().map(|&k| k as u32) {
+                    let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                    votes.extend(hits.iter().map(|&(track, frame)| {
+                        K::pack(track, frame as i64 - qframe, anchor, layout)
+                    }));
+                }
+            };
+        let read = |part: &Part, hash: u32, scratch: &mut Vec<u8>, hits: &mut Vec<(u32, u32)>| {
+            part.file
+                .lookup(hash, scratch, |slot, frame| {
+                    if let Some(&track) = part.tracks.get(slot as usize) {
+                        if !store::is_removed(track) {
+                            hits.push((track, frame));
+                        }
+                    }
+                })
+                .with_context(|| format!("cannot read postings file {} of the index", part.id))
+        };
         for part in &self.parts {
             let file = &part.file;
+            if file.reads_lookups() {
+                // Each lookup is a system call: the looks at one clip (and
+                // the clips of a batch) share what was read.
+                READ_CACHE.with(|cache| -> Result<()> {
+                    let mut cache = cache.borrow_mut();
+                    cache.serve(self.id);
+                    for &run in &runs {
+                        let (start, len) = cache.find(part.id, hash_of(run), |hits| {
+                            read(part, hash_of(run), &mut scratch, hits)
+                        })?;
+                        emit(&mut votes, run, &cache.hits[start..start + len]);
+                    }
+                    Ok(())
+                })?;
+                continue;
+            }
             for &run in runs.iter().take(DIR_AHEAD) {
                 file.prefetch_directory(hash_of(run));
             }
@@ -343,22 +440,11 @@ impl Matcher {
                     file.prefetch_postings(hash_of(r));
                 }
                 hits.clear();
-                file.lookup(hash_of(run), |slot, frame| {
-                    if let Some(&track) = part.tracks.get(slot as usize) {
-                        if !store::is_removed(track) {
-                            hits.push((track, frame));
-                        }
-                    }
-                });
-                for anchor in run.iter().map(|&k| k as u32) {
-                    let qframe = (anchor >> hash::FREQ_BITS) as i64;
-                    votes.extend(hits.iter().map(|&(track, frame)| {
-                        K::pack(track, frame as i64 - qframe, anchor, layout)
-                    }));
-                }
+                read(part, hash_of(run), &mut scratch, &mut hits)?;
+                emit(&mut votes, run, &hits);
             }
         }
-        votes
+        Ok(votes)
     }
 
     /// A cheap look at a query, strong or not, for comparing warps of one
@@ -393,8 +479,8 @@ impl Matcher {
     /// spreads over the track's offsets).
     fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
         match self.narrow_layout(landmarks) {
-            Some(layout) => Ok(self.sorted_votes_as::<u64>(landmarks, &layout)),
-            None => Ok(self.sorted_votes_as::<u128>(landmarks, &WIDE)),
+            Some(layout) => self.sorted_votes_as::<u64>(landmarks, &layout),
+            None => self.sorted_votes_as::<u128>(landmarks, &WIDE),
         }
     }
 
@@ -420,9 +506,9 @@ impl Matcher {
         &self,
         landmarks: &[Landmark],
         layout: &KeyLayout,
-    ) -> (Vec<Vote>, TrackPostings) {
+    ) -> Result<(Vec<Vote>, TrackPostings)> {
         // Sorted as one number each: a sort of plain integers, not of tuples.
-        let mut keys: Vec<K> = self.votes(landmarks, layout);
+        let mut keys: Vec<K> = self.votes(landmarks, layout)?;
         K::sort(&mut keys, layout);
         let mut per_track: TrackPostings = HashMap::new();
         for run in keys.chunk_by(|a, b| a.track(layout) == b.track(layout)) {
@@ -435,7 +521,7 @@ impl Matcher {
             .map(|k| k.unpack(layout))
             .filter(|&(_, o, _)| o >= -lead)
             .collect();
-        (votes, per_track)
+        Ok((votes, per_track))
     }
 
     /// Candidate offsets per track, scores smoothed over +-1 frame; query
@@ -453,19 +539,10 @@ impl Matcher {
         count_windows_from: u32,
         keep_from: u32,
     ) -> (Vec<(u32, Vec<Candidate>)>, u32) {
-        // Runs of equal (track, offset), as ranges of `votes`.
-        let mut runs: Vec<Run> = Vec::new();
-        for (i, &(t, o, _)) in votes.iter().enumerate() {
-            match runs.last_mut() {
-                Some(r) if r.track == t && r.offset == o => r.end = i + 1,
-                _ => runs.push(Run {
-                    track: t,
-                    offset: o,
-                    start: i,
-                    end: i + 1,
-                }),
-            }
-        }
+        // Runs of equal (track, offset), as ranges of `votes`, one at a
+        // time with their neighbours (not collected: at 1,000 h a query has
+        // a million of them).
+        let mut runs = runs_of(votes).peekable();
         let window = self.params.vote_window_frames;
         // Smooth over +-1 frame: a clip that starts between two hops splits
         // its votes between neighbouring offsets. The query windows the votes
@@ -474,12 +551,14 @@ impl Matcher {
         let mut per_track: Vec<(u32, Vec<Candidate>)> = Vec::new();
         let mut top = 0;
         let mut ws: Vec<u32> = Vec::new();
-        for (k, r) in runs.iter().enumerate() {
-            let adjacent = |j: usize| {
-                runs.get(j)
-                    .filter(|n| n.track == r.track && (n.offset - r.offset).abs() == 1)
+        let mut prev: Option<Run> = None;
+        while let Some(r) = runs.next() {
+            let before = prev.replace(r);
+            let after = runs.peek().copied();
+            let adjacent = |n: Option<Run>| {
+                n.filter(|n| n.track == r.track && (n.offset - r.offset).abs() == 1)
             };
-            let neighbours = [adjacent(k.wrapping_sub(1)), adjacent(k + 1)];
+            let neighbours = [adjacent(before), adjacent(after)];
             let mut score = r.votes();
             let mut weighted = r.votes() as f64 * r.offset as f64;
             for n in neighbours.iter().flatten() {
@@ -618,7 +697,11 @@ impl Matcher {
         let (votes, postings) = self.sorted_votes(landmarks)?;
         let d = &self.params.decision;
         let (min_votes, min_windows) = (d.min_votes, self.params.min_windows);
-        let per_track = self.candidates(&votes, min_votes);
+        // Without runner-ups asked for, a track can only be named, or be
+        // a copy named beside the answer, from an offset with `min_votes`:
+        // the others are not kept (at 1,000 h they are most of a million).
+        let keep_from = if top <= 1 { min_votes } else { 0 };
+        let per_track = self.candidates_from(&votes, min_votes, keep_from).0;
         // The best offset of each track, and the expected chance answers
         // of its strength (only for offsets that could be named at all).
         let mut ranked: Vec<(u32, Vec<Candidate>, f64)> = per_track
@@ -796,7 +879,28 @@ fn drift(votes: &[(u32, i64, u32)], track: u32, offset: i64) -> f64 {
     fit(&mut near.into_iter()).map_or(slope, |f| f.0)
 }
 
+/// The runs of sorted votes that share a track and an offset, in order.
+fn runs_of(votes: &[Vote]) -> impl Iterator<Item = Run> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let &(track, offset, _) = votes.get(start)?;
+        let len = votes[start..]
+            .iter()
+            .position(|v| v.0 != track || v.1 != offset)
+            .unwrap_or(votes.len() - start);
+        let run = Run {
+            track,
+            offset,
+            start,
+            end: start + len,
+        };
+        start = run.end;
+        Some(run)
+    })
+}
+
 /// Votes `start..end` of the sorted votes share a track and an offset.
+#[derive(Debug, Clone, Copy)]
 struct Run {
     track: u32,
     offset: i64,

@@ -1933,3 +1933,57 @@ fn man_page_covers_every_subcommand_and_renders() {
         eprintln!("skipped: groff is not installed, the page is not rendered");
     }
 }
+
+/// The answers of `match --json` without the timings.
+fn answers_without_timings(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            let o = v.as_object_mut().expect("object");
+            o.retain(|k, _| !k.ends_with("_ms"));
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn lookups_read_from_the_file_answer_as_mapped_ones() {
+    // Large postings files are read with `pread` (bounded memory at any
+    // library size), small ones through the mapping; the fixture index is
+    // small, so both ways are forced here and must agree on every clip:
+    // known, warped (the warp search reads the same hashes many times,
+    // through the per-thread cache) and unknown.
+    let (_tmp, db) = indexed();
+    let mut clips: Vec<PathBuf> = known_queries().into_iter().map(|q| q.0).collect();
+    clips.push(fixtures().join("queries/unknown_same-instruments.wav"));
+    let run = |above: &str, top: &str| {
+        let out = ostid(&db)
+            .env("OSTID_READ_LOOKUPS_ABOVE", above)
+            .args(["match", "--json", "--top", top, "-j", "2"])
+            .args(&clips)
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        answers_without_timings(&out)
+    };
+    for top in ["1", "3"] {
+        let (mapped, read) = (run("18446744073709551615", top), run("0", top));
+        assert_eq!(mapped.len(), clips.len());
+        assert_eq!(mapped, read, "--top {top}");
+    }
+    ostid(&db)
+        .env("OSTID_READ_LOOKUPS_ABOVE", "lots")
+        .args(["match"])
+        .arg(&clips[0])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "OSTID_READ_LOOKUPS_ABOVE=lots is not a number of bytes",
+        ));
+}

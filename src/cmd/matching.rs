@@ -161,6 +161,7 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
         bail!("standard input (`-`) can be read only once per run");
     }
     let requested = requested_params(cfg.preset.as_deref(), None)?;
+    super::read_lookups_from_env()?;
     let store = Store::open(&db, Access::Read, requested.as_ref())?;
     let mut matcher = Matcher::new(&store)?;
     // The matcher reads a snapshot; the index is free again.

@@ -76,6 +76,21 @@ pub fn db_dir(db: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// Set by tests: postings files larger than this many bytes are looked up
+/// with `pread` (default [`crate::segment::READ_LOOKUPS_ABOVE`]).
+const READ_LOOKUPS_ENV: &str = "OSTID_READ_LOOKUPS_ABOVE";
+
+/// Apply `OSTID_READ_LOOKUPS_ABOVE`, if set, before an index is opened.
+pub fn read_lookups_from_env() -> Result<()> {
+    if let Ok(v) = std::env::var(READ_LOOKUPS_ENV) {
+        let bytes = v
+            .parse()
+            .map_err(|_| anyhow!("{READ_LOOKUPS_ENV}={v} is not a number of bytes"))?;
+        crate::segment::set_read_lookups_above(bytes);
+    }
+    Ok(())
+}
+
 /// Parameters asked for with `--preset` or `--params`.
 pub fn requested_params(preset: Option<&str>, file: Option<&Path>) -> Result<Option<Params>> {
     if let Some(f) = file {

@@ -101,6 +101,7 @@ fn hits(o: Outcome, start_s: f64, frame_s: f64, fft_s: f64) -> Vec<Hit> {
 
 pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     exit_on_interrupt();
+    super::read_lookups_from_env()?;
     let store = Store::open(&db, Access::Read, None)?;
     let mut matcher = Matcher::new(&store)?;
     // The matcher reads a snapshot: the index is free for `ostid index`
