@@ -626,7 +626,7 @@ impl Iterator for Iter<'_> {
         }
         let v = seg.value(self.i);
         self.i += 1;
-        if self.i % 512 == 0 {
+        if self.i.is_multiple_of(512) {
             let at = seg.data_at + (self.i * seg.width as u64 / 8) as usize;
             if at - self.released >= self.every {
                 self.released = seg.release(self.released, at);
