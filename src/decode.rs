@@ -116,6 +116,8 @@ pub struct DecodeReport {
 pub enum DecodeError {
     /// The file could not be opened or read at all.
     Io(io::Error),
+    /// A folder where an audio file was expected.
+    Folder,
     /// Not an audio format symphonia recognises.
     Unrecognised(String),
     /// A container without an audio track we can decode (AC-3, DTS...).
@@ -132,6 +134,11 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::Io(e) => write!(f, "cannot read: {e}"),
+            DecodeError::Folder => f.write_str(
+                "is a folder, not an audio file; give its clips (`ostid match DIR/*.wav`, \
+                 or a list with `--from-file`), or index it (`ostid index DIR`); \
+                 `ostid scan` takes one recording",
+            ),
             DecodeError::Unrecognised(why) => {
                 write!(f, "not a recognised audio file ({why})")
             }
@@ -184,7 +191,11 @@ where
         ),
         Source::Path(path) => {
             let file = File::open(path).map_err(DecodeError::Io)?;
-            if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+            let meta = file.metadata().ok();
+            if meta.as_ref().is_some_and(|m| m.is_dir()) {
+                return Err(DecodeError::Folder);
+            }
+            if meta.is_some_and(|m| m.len() == 0) {
                 return Err(DecodeError::Unrecognised("empty file, 0 bytes".into()));
             }
             let mut hint = Hint::new();

@@ -1987,3 +1987,22 @@ fn lookups_read_from_the_file_answer_as_mapped_ones() {
             "OSTID_READ_LOOKUPS_ABOVE=lots is not a number of bytes",
         ));
 }
+
+#[test]
+fn a_folder_given_to_match_or_scan_is_named_as_a_folder() {
+    let (_tmp, db) = indexed();
+    let folder = fixtures().join("queries");
+    ostid(&db)
+        .arg("match")
+        .arg(&folder)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a folder, not an audio file"))
+        .stderr(predicate::str::contains("ostid match DIR/*.wav"));
+    ostid(&db)
+        .arg("scan")
+        .arg(&folder)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a folder, not an audio file"));
+}
