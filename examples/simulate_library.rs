@@ -97,6 +97,8 @@ fn main() -> anyhow::Result<()> {
     }
     dst.commit(pending, &[])?;
     dst.tidy()?;
+    // As `ostid index` ends a run.
+    dst.gather_small()?;
     dst.flush()?;
     eprintln!(
         "simulated {:.1} h ({} tracks) in {:.1} s",

@@ -354,6 +354,11 @@ impl Segment {
         })
     }
 
+    /// The file's size, bytes.
+    pub fn bytes(&self) -> usize {
+        self.map.len()
+    }
+
     /// Whether lookups read the file (`pread`) rather than the mapping.
     pub fn reads_lookups(&self) -> bool {
         self.read_lookups

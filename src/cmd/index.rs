@@ -335,9 +335,14 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         "indexing stopped; every track committed before this is kept: fix the cause and run the same command again",
     )?;
     store.flush()?;
+    let was_interrupted = interrupted();
+    if !was_interrupted {
+        store
+            .gather_small()
+            .context("merging the index's small postings files failed; the index is as it was before the merge")?;
+    }
 
     let elapsed = started.elapsed().as_secs_f64();
-    let was_interrupted = interrupted();
     if !cfg.quiet || was_interrupted {
         let rate = if tally.audio_s > 0.0 {
             format!(" ({:.0}x real time)", tally.audio_s / elapsed.max(1e-9))
