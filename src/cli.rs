@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 use crate::cmd::{IndexConfig, MatchConfig, ScanConfig};
@@ -140,10 +140,15 @@ pub struct ScanArgs {
     /// A recording (an episode, a film, a stream); `-` reads standard input
     #[arg(value_name = "RECORDING")]
     pub input: String,
-    /// JSON Lines, one cue per line as soon as it ends (works live on a pipe)
+    /// How to write the cues [default: table]
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with_all = ["json", "csv"])]
+    pub format: Option<ScanFormatArg>,
+    /// JSON Lines, one cue per line as soon as it ends (works live on a
+    /// pipe); the same as `--format json`
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    /// A cue sheet in CSV (header row, RFC 4180, times as h:mm:ss.s)
+    /// A cue sheet in CSV (header row, RFC 4180, times as h:mm:ss.s); the
+    /// same as `--format csv`
     #[arg(long)]
     pub csv: bool,
     /// Also draw the cues on a timeline, as an SVG file
@@ -154,17 +159,45 @@ pub struct ScanArgs {
     pub max_chance: Option<f64>,
 }
 
+/// `ostid scan --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScanFormatArg {
+    /// A readable table
+    Table,
+    /// JSON Lines, one cue per line as soon as it ends
+    Json,
+    /// CSV (RFC 4180), times as h:mm:ss.s
+    Csv,
+    /// An Audacity label track (File > Import > Labels)
+    Audacity,
+    /// SubRip captions, one per cue
+    Srt,
+    /// WebVTT captions, one per cue
+    Vtt,
+    /// FFmpeg metadata chapters (`ffmpeg -i IN -i CUES -map_metadata 1 -codec copy OUT`)
+    Ffmetadata,
+    /// A CUE sheet (INDEX in mm:ss:ff)
+    Cue,
+}
+
 impl ScanArgs {
     pub fn into_config(self, quiet: bool) -> ScanConfig {
+        let format = match self.format {
+            Some(ScanFormatArg::Table) => ScanFormat::Table,
+            Some(ScanFormatArg::Json) => ScanFormat::Json,
+            Some(ScanFormatArg::Csv) => ScanFormat::Csv,
+            Some(ScanFormatArg::Audacity) => ScanFormat::Audacity,
+            Some(ScanFormatArg::Srt) => ScanFormat::Srt,
+            Some(ScanFormatArg::Vtt) => ScanFormat::Vtt,
+            Some(ScanFormatArg::Ffmetadata) => ScanFormat::FfMetadata,
+            Some(ScanFormatArg::Cue) => ScanFormat::Cue,
+            None if self.json => ScanFormat::Json,
+            None if self.csv => ScanFormat::Csv,
+            None => ScanFormat::Table,
+        };
         ScanConfig {
             input: self.input,
-            format: if self.json {
-                ScanFormat::Json
-            } else if self.csv {
-                ScanFormat::Csv
-            } else {
-                ScanFormat::Table
-            },
+            format,
             svg: self.svg,
             max_chance: self.max_chance,
             quiet,

@@ -12,13 +12,15 @@
 //! digest the index records; [`library`] walks folders and names tracks;
 //! [`closelook`] looks again at clips under dialogue or noise; [`warp`]
 //! finds clips played faster, slower or transposed; [`cuesheet`] merges the
-//! windows of a long recording into cues, which [`timeline`] draws; [`cmd`]
+//! windows of a long recording into cues, which [`timeline`] draws and
+//! [`cueformats`] writes for editors and players; [`cmd`]
 //! has one file per subcommand; [`cli`] is the only place that knows clap.
 
 pub mod chance;
 pub mod cli;
 pub mod closelook;
 pub mod cmd;
+pub mod cueformats;
 pub mod cuesheet;
 pub mod decode;
 pub mod fingerprint;

@@ -24,6 +24,16 @@ pub enum ScanFormat {
     Json,
     /// A cue sheet: header row, RFC 4180 quoting, `h:mm:ss.s` times.
     Csv,
+    /// An Audacity label track.
+    Audacity,
+    /// SubRip captions.
+    Srt,
+    /// WebVTT captions.
+    Vtt,
+    /// FFmpeg metadata chapters.
+    FfMetadata,
+    /// A CUE sheet.
+    Cue,
 }
 
 /// One line of `ostid match --json`.

@@ -2006,3 +2006,154 @@ fn a_folder_given_to_match_or_scan_is_named_as_a_folder() {
         .code(2)
         .stderr(predicate::str::contains("is a folder, not an audio file"));
 }
+
+/// Read a cue file the way its own world does, outside ostid: Python's
+/// standard library parses it and prints [[start_s, end_s or null, text]].
+const CUE_READER: &str = r#"
+import csv, json, re, sys
+fmt, text = sys.argv[1], open(sys.argv[2], encoding="utf-8", newline="").read()
+out = []
+def ts(h, m, s, ms):
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+if fmt in ("srt", "vtt"):
+    sep = "," if fmt == "srt" else r"\."
+    if fmt == "vtt":
+        assert text.startswith("WEBVTT"), "no WEBVTT header"
+    blocks = [b for b in re.split(r"\r?\n\r?\n", text.strip()) if b and b != "WEBVTT"]
+    for b in blocks:
+        lines = b.splitlines()
+        assert lines[0].isdigit(), lines
+        m = re.fullmatch(rf"(\d\d):(\d\d):(\d\d){sep}(\d\d\d) --> (\d\d):(\d\d):(\d\d){sep}(\d\d\d)", lines[1])
+        assert m, lines[1]
+        g = m.groups()
+        out.append([ts(*g[:4]), ts(*g[4:]), "\n".join(lines[2:])])
+elif fmt == "audacity":
+    for row in csv.reader(text.splitlines(), delimiter="\t"):
+        assert len(row) == 3, row
+        out.append([float(row[0]), float(row[1]), row[2]])
+elif fmt == "ffmetadata":
+    lines = text.splitlines()
+    assert lines[0] == ";FFMETADATA1"
+    chapter = None
+    for line in lines[1:]:
+        if line == "[CHAPTER]":
+            chapter = {}
+            out.append(chapter)
+        elif line:
+            k, v = line.split("=", 1)
+            chapter[k] = v
+    assert all(c["TIMEBASE"] == "1/1000" for c in out)
+    out = [[int(c["START"]) / 1000, int(c["END"]) / 1000, c["title"]] for c in out]
+elif fmt == "cue":
+    assert text.startswith('FILE "episode.wav" WAVE'), text[:40]
+    for track in text.split("  TRACK ")[1:]:
+        title = re.search(r'TITLE "([^"]*)"', track).group(1)
+        m, s, f = map(int, re.search(r"INDEX 01 (\d\d):(\d\d):(\d\d)", track).groups())
+        out.append([m * 60 + s + f / 75, None, title])
+print(json.dumps(out))
+"#;
+
+#[test]
+fn scan_cue_formats_read_back_with_independent_readers() {
+    let (tmp, db) = indexed();
+    let episode = tmp.path().join("episode.wav");
+    let want = build_episode(&episode);
+    let scan = |args: &[&str]| {
+        let out = ostid(&db)
+            .arg("scan")
+            .args(args)
+            .arg(&episode)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let truth: Vec<ostid::cuesheet::Segment> = String::from_utf8(scan(&["--json"]))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(truth.len(), want.len());
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed, the cue files are not read back");
+        return;
+    }
+    for format in ["srt", "vtt", "audacity", "ffmetadata", "cue"] {
+        let bytes = scan(&["--format", format]);
+        let file = tmp.path().join(format!("cues.{format}"));
+        std::fs::write(&file, &bytes).unwrap();
+        let read = std::process::Command::new("python3")
+            .args(["-c", CUE_READER, format])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            read.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let cues: Vec<(f64, Option<f64>, String)> = serde_json::from_slice(&read.stdout).unwrap();
+        assert_eq!(cues.len(), truth.len(), "{format}");
+        // CUE frames are 1/75 s; the others keep milliseconds.
+        let tolerance = if format == "cue" { 1.0 / 75.0 } else { 0.001 };
+        for ((start, end, text), s) in cues.iter().zip(&truth) {
+            assert!(
+                (start - s.start_s).abs() <= tolerance,
+                "{format}: {start} vs {}",
+                s.start_s
+            );
+            if let Some(end) = end {
+                assert!(
+                    (end - s.end_s).abs() <= tolerance,
+                    "{format}: {end} vs {}",
+                    s.end_s
+                );
+            }
+            let name = if format == "cue" {
+                s.title.clone()
+            } else {
+                format!("{} — {} (track ", s.title, s.work)
+            };
+            assert!(text.starts_with(&name), "{format}: {text:?} for {name:?}");
+        }
+    }
+    // FFmpeg reads the chapters back into a file, where it is installed.
+    if !(have("ffmpeg") && have("ffprobe")) {
+        eprintln!("skipped: ffmpeg is not installed, the chapters are not read back by ffprobe");
+        return;
+    }
+    let meta = tmp.path().join("cues.ffmetadata");
+    let with_chapters = tmp.path().join("chaptered.mka");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&episode)
+        .arg("-i")
+        .arg(&meta)
+        .args(["-map_metadata", "1", "-map", "0:a", "-codec", "copy"])
+        .arg(&with_chapters)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_chapters", "-of", "json"])
+        .arg(&with_chapters)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let chapters = v["chapters"].as_array().expect("chapters");
+    assert_eq!(chapters.len(), truth.len());
+    for (c, s) in chapters.iter().zip(&truth) {
+        let start: f64 = c["start_time"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (start - s.start_s).abs() <= 0.001,
+            "{start} vs {}",
+            s.start_s
+        );
+        assert!(c["tags"]["title"].as_str().unwrap().starts_with(&s.title));
+    }
+}

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 use super::{exit_on_interrupt, ScanConfig, Status};
 use crate::closelook;
+use crate::cueformats;
 use crate::cuesheet::{CueRules, CueSheet, Hit, Segment};
 use crate::decode::{self, Flow, Source};
 use crate::matcher::{Matcher, Outcome};
@@ -209,6 +210,19 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
         ScanFormat::Json => {}
         ScanFormat::Table => output::write_segment_table(&mut out, &segments)?,
         ScanFormat::Csv => output::write_segment_csv(&mut out, &segments)?,
+        ScanFormat::Audacity => cueformats::write_audacity(&mut out, &segments)?,
+        ScanFormat::Srt => cueformats::write_srt(&mut out, &segments)?,
+        ScanFormat::Vtt => cueformats::write_vtt(&mut out, &segments)?,
+        ScanFormat::FfMetadata => cueformats::write_ffmetadata(&mut out, &segments)?,
+        ScanFormat::Cue => {
+            let name = match cfg.input.as_str() {
+                "-" => "recording.wav".to_string(),
+                path => std::path::Path::new(path)
+                    .file_name()
+                    .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned()),
+            };
+            cueformats::write_cue(&mut out, &segments, &name)?
+        }
     }
     out.flush()?;
     if let Some(svg) = &cfg.svg {
