@@ -110,6 +110,10 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--no-compact", action="store_true",
                     help="measure simulated libraries only as `index` leaves them, not also after `ostid compact`")
+    ap.add_argument("--compacted-only", action="store_true",
+                    help="measure simulated libraries only after `ostid compact` (for the largest sizes)")
+    ap.add_argument("--append", action="store_true",
+                    help="add the rows to the last results rather than replace them (base not measured again)")
     ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "scale.svg"), help="SVG plot to write")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plot from the last results")
     args = ap.parse_args()
@@ -130,16 +134,17 @@ def main():
     with open(listfile, "w") as f:
         f.write("\n".join(batch) + "\n")
     rows = []
-    sizes = [("base", None, False)]
+    sizes = [] if args.append else [("base", None, False)]
     for h in (h for h in args.hours.split(",") if h):
-        sizes.append((f"{h} h", float(h), False))
+        if not args.compacted_only:
+            sizes.append((f"{h} h", float(h), False))
         if not args.no_compact:
             sizes.append((f"{h} h, compacted", float(h), True))
     for name, hours, compacted in sizes:
         db, build_s, compact_s, compact_rss = base, None, None, None
         if hours is not None:
             db = os.path.join(cache, f"db-scale-{hours:g}h")
-        if hours is not None and not compacted:
+        if hours is not None and (not compacted or args.compacted_only):
             subprocess.run(["rm", "-rf", db], check=True)
             t = time.time()
             ev.run([simulate, base, db, str(hours)])
@@ -165,6 +170,9 @@ def main():
         print(json.dumps(row), file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
+    if args.append:
+        with open(os.path.join(cache, "results-scale.json")) as f:
+            rows = json.load(f)["rows"] + rows
     results = {"commit": commit, "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "rows": rows}
     with open(os.path.join(cache, "results-scale.json"), "w") as f:
         json.dump(results, f, indent=1)
