@@ -205,7 +205,7 @@ where
             (Box::new(file), hint, false)
         }
     };
-    guarded(|| {
+    let mut report = guarded(|| {
         decode_media(
             media,
             hint,
@@ -214,7 +214,61 @@ where
             min_duration_s,
             &mut sink,
         )
-    })
+    })?;
+    if let Source::Path(path) = source {
+        if report.truncated_at_s.is_none() && ogg_cut_short(path) {
+            report.truncated_at_s = Some(report.duration_s);
+        }
+    }
+    Ok(report)
+}
+
+/// The largest Ogg page: a 27-byte header, 255 lacing values, 255 x 255
+/// bytes of data.
+const OGG_MAX_PAGE: u64 = 27 + 255 + 255 * 255;
+
+/// Whether `path` is an Ogg file (Vorbis, Opus...) whose last page does not
+/// end its stream. Every logical stream ends with a page flagged
+/// end-of-stream; a file cut short (an interrupted download or copy) ends
+/// mid-stream, and its decoders just stop, so nothing else would notice.
+fn ogg_cut_short(path: &std::path::Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut magic = [0u8; 4];
+    if f.read_exact(&mut magic).is_err() || &magic != b"OggS" {
+        return false;
+    }
+    let Ok(len) = f.seek(SeekFrom::End(0)) else {
+        return false;
+    };
+    let from = len.saturating_sub(OGG_MAX_PAGE);
+    let mut tail = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    ogg_tail_ends_a_stream(&tail).is_some_and(|ends| !ends)
+}
+
+/// Whether the last Ogg page in `tail` (the end of a file) is whole and
+/// flagged end-of-stream; `None` when `tail` holds no page header.
+fn ogg_tail_ends_a_stream(tail: &[u8]) -> Option<bool> {
+    // A page: "OggS", version 0, the header type (bit 0x04: the last page
+    // of a logical stream), granule, serial, sequence and CRC (22 bytes in
+    // all), the segment count, the segments' sizes, then their bytes.
+    let last = tail
+        .windows(6)
+        .rposition(|w| &w[..4] == b"OggS" && w[4] == 0)?;
+    let page = &tail[last..];
+    let Some(&segments) = page.get(26) else {
+        return Some(false);
+    };
+    let Some(sizes) = page.get(27..27 + segments as usize) else {
+        return Some(false);
+    };
+    let whole = 27 + segments as usize + sizes.iter().map(|&b| b as usize).sum::<usize>();
+    Some(page.len() >= whole && page[5] & 0x04 != 0)
 }
 
 thread_local! {
@@ -760,6 +814,36 @@ impl Resample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ogg_tail_ends_its_stream_only_with_the_end_of_stream_flag() {
+        // A page of two segments, 255 and 40 bytes.
+        let page = |flags: u8| {
+            let mut p = b"OggS".to_vec();
+            p.extend([0, flags]);
+            p.extend([7u8; 20]);
+            p.extend([2, 255, 40]);
+            p.extend([9u8; 295]);
+            p
+        };
+        let mut file = page(0x02);
+        file.extend(page(0x00));
+        file.extend(page(0x04));
+        assert_eq!(ogg_tail_ends_a_stream(&file), Some(true));
+        // Cut inside the last page, at any point: its flag is not enough.
+        for keep in [1, 6, 26, 27, 29, 100, 323] {
+            let cut = &file[..file.len() - page(0).len() + keep];
+            assert_eq!(ogg_tail_ends_a_stream(cut), Some(false), "{keep}");
+        }
+        // Cut at a page boundary before the last page.
+        assert_eq!(
+            ogg_tail_ends_a_stream(&file[..2 * page(0).len()]),
+            Some(false)
+        );
+        assert_eq!(ogg_tail_ends_a_stream(b"no pages here"), None);
+        // A continued page flagged end-of-stream (0x05) ends it too.
+        assert_eq!(ogg_tail_ends_a_stream(&page(0x05)), Some(true));
+    }
 
     fn resample_all(input: &[f32], from: u32, to: u32, piece: usize) -> Vec<f32> {
         let mut r = Resample::new(from, to).unwrap();

@@ -2157,3 +2157,57 @@ fn scan_cue_formats_read_back_with_independent_readers() {
         assert!(c["tags"]["title"].as_str().unwrap().starts_with(&s.title));
     }
 }
+
+#[test]
+fn ogg_vorbis_and_opus_cut_short_are_reported_truncated() {
+    let tmp = TempDir::new().unwrap();
+    let db = tmp.path().join("index");
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    for name in ["02. Night Market.ogg", "03_Last Stand.opus"] {
+        let src = walk_fixture(name);
+        let bytes = std::fs::read(&src).unwrap();
+        // An interrupted download: the first 30 kB, no end-of-stream page.
+        std::fs::write(cut.join(name), &bytes[..30_000]).unwrap();
+    }
+    let out = ostid(&db).arg("index").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "damaged files exit 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in ["02. Night Market.ogg", "03_Last Stand.opus"] {
+        assert!(
+            err.contains(&format!("{name}: truncated at 0:0")),
+            "{name} not reported: {err}"
+        );
+    }
+    assert!(err.contains("damaged 2"), "{err}");
+    // The whole files are not flagged.
+    let whole = tmp.path().join("whole");
+    std::fs::create_dir(&whole).unwrap();
+    for name in ["02. Night Market.ogg", "03_Last Stand.opus"] {
+        std::fs::copy(walk_fixture(name), whole.join(name)).unwrap();
+    }
+    ostid(&tmp.path().join("index2"))
+        .arg("index")
+        .arg(&whole)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("damaged 0"));
+}
+
+/// A fixture library file by name, wherever it lies under the library.
+fn walk_fixture(name: &str) -> PathBuf {
+    fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()? {
+            let p = e.ok()?.path();
+            if p.is_dir() {
+                if let Some(f) = find(&p, name) {
+                    return Some(f);
+                }
+            } else if p.file_name().is_some_and(|n| n == name) {
+                return Some(p);
+            }
+        }
+        None
+    }
+    find(&fixtures().join("library"), name).expect("fixture file")
+}
