@@ -197,6 +197,33 @@ pub fn track_info(path: &Path, tags: &Tags) -> TrackInfo {
     }
 }
 
+/// What a track moved from `old` to `new` is called: each field that
+/// `old`'s names gave (the title from the file name, the work from the
+/// folders, the number from the name's prefix) is taken from `new`'s names;
+/// a field that differs from them came from tags and stays.
+pub fn renamed(old: &Path, new: &Path, current: TrackInfo) -> TrackInfo {
+    let none = Tags::default();
+    let (was, now) = (track_info(old, &none), track_info(new, &none));
+    TrackInfo {
+        title: if current.title == was.title {
+            now.title
+        } else {
+            current.title
+        },
+        work: if current.work == was.work {
+            now.work
+        } else {
+            current.work
+        },
+        composer: current.composer,
+        track_number: if current.track_number == was.track_number {
+            now.track_number
+        } else {
+            current.track_number
+        },
+    }
+}
+
 /// `"3/12"` or `"03"` -> 3.
 pub fn parse_track_number(s: &str) -> Option<u32> {
     s.split('/').next()?.trim().parse().ok()
@@ -322,5 +349,23 @@ mod tests {
             (info.title.as_str(), info.work.as_str(), info.track_number),
             ("Name", "Folder", Some(7))
         );
+    }
+
+    #[test]
+    fn names_taken_from_the_path_follow_a_rename_and_tags_stay() {
+        let old = Path::new("/m/Ember Road/01 - Opening.wav");
+        let new = Path::new("/m/Ember Road (2024)/04 - Opening (remaster).wav");
+        let from_names = track_info(old, &Tags::default());
+        let after = renamed(old, new, from_names);
+        assert_eq!(after.title, "Opening (remaster)");
+        assert_eq!(after.work, "Ember Road (2024)");
+        assert_eq!(after.track_number, Some(4));
+        let tagged = TrackInfo {
+            title: "Storm Front".into(),
+            work: "Skyward Saga".into(),
+            composer: Some("Ada".into()),
+            track_number: Some(2),
+        };
+        assert_eq!(renamed(old, new, tagged.clone()), tagged);
     }
 }

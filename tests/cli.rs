@@ -1507,7 +1507,22 @@ fn a_moved_file_is_relinked_without_decoding_or_a_stale_copy() {
     assert!(paths
         .iter()
         .any(|p| p.ends_with("01 - Opening (remaster).wav")));
-    // Metadata stays (title from tags), the answer points at the new path.
+    // A title taken from the file name follows the rename.
+    let titles: Vec<(String, String)> = stdout_lines(&out)
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap().to_string(),
+                l["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let (_, title) = titles
+        .iter()
+        .find(|(p, _)| p.ends_with("01 - Opening (remaster).wav"))
+        .unwrap();
+    assert_eq!(title, "Opening (remaster)", "{titles:?}");
+    // Metadata from tags stays, the answer points at the new path.
     let out = ostid(&db)
         .args(["match", "--json"])
         .arg(fixtures().join("queries/Storm Front@7.250_resampled-11025.wav"))

@@ -242,6 +242,18 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                 match moved_here(gone, &f) {
                     Some(mut rec) => {
                         let old_key = rec.path_key();
+                        let names = library::renamed(
+                            Path::new(&rec.path),
+                            &f.path,
+                            library::TrackInfo {
+                                title: rec.title.clone(),
+                                work: rec.work.clone(),
+                                composer: rec.composer.clone(),
+                                track_number: rec.track_number,
+                            },
+                        );
+                        (rec.title, rec.work, rec.track_number) =
+                            (names.title, names.work, names.track_number);
                         rec.path = f.path.to_string_lossy().into_owned();
                         rec.mtime_ns = f.mtime_ns;
                         store.relink(rec, &old_key, &key)?;
