@@ -707,15 +707,20 @@ fn ctrl_c_during_index_keeps_what_is_done_and_exits_130() {
 fn ctrl_c_during_match_exits_130() {
     let (_tmp, db) = indexed();
     // Standard input that never ends: the match is waiting for audio.
-    let child = ostid_process(&db)
+    let mut child = ostid_process(&db)
         .args(["match", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Held open until the process has exited: `wait_with_output` would
+    // close it first, and a loaded machine can then see the end of the
+    // input (exit 2) before the signal.
+    let stdin = child.stdin.take();
     std::thread::sleep(std::time::Duration::from_millis(500));
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
+    drop(stdin);
     assert_eq!(
         out.status.code(),
         Some(130),
