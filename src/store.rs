@@ -61,9 +61,6 @@ pub const SEGMENT_MAX_POSTINGS: usize = 600_000;
 pub const MERGE_FAN_IN: usize = 4;
 /// sled's page cache.
 const CACHE_BYTES: u64 = 48 << 20;
-/// sled's cache when only reading (a query reads each record once: a larger
-/// cache only raises its peak RSS, by ~50 MB at 12,500 tracks).
-const READ_CACHE_BYTES: u64 = 4 << 20;
 
 const REMOVED: u32 = u32::MAX;
 
@@ -218,11 +215,7 @@ impl Store {
         let lock = take_lock(dir)?;
         let db = sled::Config::new()
             .path(&sled_dir)
-            .cache_capacity(if access == Access::Read {
-                READ_CACHE_BYTES
-            } else {
-                CACHE_BYTES
-            })
+            .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::LowSpace)
             .flush_every_ms(None)
             .open()
