@@ -13,8 +13,7 @@ use rayon::prelude::*;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let store = Store::open(std::path::Path::new(&a[1]), Access::Read, None).unwrap();
-    let m = Matcher::new(&store).unwrap();
-    drop(store);
+    let m = Matcher::new(store).unwrap();
     let params = m.params().clone();
     let probe_params = ostid::params::Params {
         query_fan_out: params.warp.probe_fan_out,

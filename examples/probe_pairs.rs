@@ -26,8 +26,7 @@ fn main() {
         None
     };
     let store = Store::open(std::path::Path::new(&a[0]), Access::Read, None).unwrap();
-    let m = Matcher::new(&store).unwrap();
-    drop(store);
+    let m = Matcher::new(store).unwrap();
     let params = m.params().clone();
     let probe_params = Params {
         query_fan_out: params.warp.probe_fan_out,

@@ -17,8 +17,7 @@ fn env(name: &str) -> Option<usize> {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let store = Store::open(std::path::Path::new(&a[1]), Access::Read, None).unwrap();
-    let m = Matcher::new(&store).unwrap();
-    drop(store);
+    let m = Matcher::new(store).unwrap();
     let mut params = m.params().clone();
     if let Some(v) = env("QRB") {
         params.query_radius_bins = v;

@@ -9,7 +9,7 @@ use ostid::warp::{self, Warp};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let store = Store::open(std::path::Path::new(&a[1]), Access::Read, None).unwrap();
-    let m = Matcher::new(&store).unwrap();
+    let m = Matcher::new(store).unwrap();
     let mut params = m.params().clone();
     if let Some(f) = a.get(6) {
         params.query_fan_out = f.parse().unwrap();

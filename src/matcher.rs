@@ -273,14 +273,27 @@ static MATCHERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Postings each track gave a query (before votes are deduplicated).
 type TrackPostings = HashMap<u32, u64>;
 
-/// Looks queries up in a snapshot of one index: it holds no lock, so the
-/// store it came from may be dropped (a long scan does not block `index`).
-/// Queries take `&self`: clips are looked up on several threads at once,
-/// reading the same mapped postings files.
+/// Where a matcher finds the records of the tracks it names.
+enum Records {
+    /// Read from the index as answers need them: the index stays open (and
+    /// locked) with the matcher.
+    Index(Store),
+    /// Every record, read at once ([`Matcher::release`]).
+    Loaded(HashMap<u32, TrackRecord>),
+}
+
+/// Looks queries up in a snapshot of one index. It keeps the index open to
+/// read the records of the tracks it names, until [`Matcher::release`]
+/// reads them all and lets the index go (a long scan does not block
+/// `index`). Queries take `&self`: clips are looked up on several threads
+/// at once, reading the same postings files.
 pub struct Matcher {
     parts: Vec<Part>,
     params: Params,
-    tracks: HashMap<u32, TrackRecord>,
+    /// Every live track's duration, seconds: all the decision rule needs
+    /// of a track it does not name.
+    durations_s: HashMap<u32, f64>,
+    records: Records,
     max_lead_frames: i64,
     /// Offsets a chance answer could take, over the whole library: frames
     /// of every track, divided by the +-1 frame a score is smoothed over.
@@ -305,15 +318,19 @@ const SAME_POSITION_FRAMES: i64 = 31;
 const MAX_LEAD_FRAMES: i64 = 31;
 
 impl Matcher {
-    pub fn new(store: &Store) -> Result<Matcher> {
-        let tracks: HashMap<u32, TrackRecord> =
-            store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
+    /// A matcher of `store`'s index as it is now.
+    pub fn new(store: Store) -> Result<Matcher> {
         let params = store.params().clone();
-        let frames: f64 = tracks
-            .values()
-            .map(|t| t.duration_s / params.frame_s() + MAX_LEAD_FRAMES as f64)
-            .sum();
         let parts = store.parts()?;
+        let durations_s: HashMap<u32, f64> = parts
+            .iter()
+            .flat_map(|p| p.tracks.iter().copied().zip(p.durations_s.iter().copied()))
+            .filter(|&(t, _)| !store::is_removed(t))
+            .collect();
+        let frames: f64 = durations_s
+            .values()
+            .map(|d| d / params.frame_s() + MAX_LEAD_FRAMES as f64)
+            .sum();
         let max_track = parts
             .iter()
             .flat_map(|p| p.tracks.iter().copied())
@@ -328,7 +345,8 @@ impl Matcher {
         Ok(Matcher {
             parts,
             params,
-            tracks,
+            durations_s,
+            records: Records::Index(store),
             max_lead_frames: MAX_LEAD_FRAMES,
             library_positions: frames / chance::SMOOTHING_FRAMES,
             looks_factor: 1.0,
@@ -340,6 +358,26 @@ impl Matcher {
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Read every track record now and close the index: the matcher goes
+    /// on answering from its snapshot while other processes use the index
+    /// (a scan, a long batch).
+    pub fn release(&mut self) -> Result<()> {
+        if let Records::Index(store) = &self.records {
+            let all = store.tracks()?.into_iter().map(|t| (t.id, t)).collect();
+            // Dropping the store releases the lock.
+            self.records = Records::Loaded(all);
+        }
+        Ok(())
+    }
+
+    /// The record of a track (`None`: removed since this snapshot was taken).
+    fn record(&self, track: u32) -> Result<Option<TrackRecord>> {
+        match &self.records {
+            Records::Index(store) => store.track(track),
+            Records::Loaded(all) => Ok(all.get(&track).cloned()),
+        }
     }
 
     /// Count every look `factor` times: a caller that asks many queries of
@@ -622,10 +660,10 @@ impl Matcher {
                 .iter()
                 .max_by_key(|c| (c.score, std::cmp::Reverse(c.offset)))
                 .expect("a track with votes has a candidate");
-            let Some(rec) = self.tracks.get(t) else {
+            let Some(rec) = self.record(*t)? else {
                 continue;
             };
-            let frames = self.offsets(rec);
+            let frames = self.offsets(*t);
             tracks.push(TrackFeatures {
                 path: rec.path.clone(),
                 score: best.score,
@@ -653,35 +691,38 @@ impl Matcher {
     pub fn track_scores(&self, landmarks: &[Landmark]) -> Result<Vec<(String, i64, u32, u32)>> {
         let (votes, _) = self.sorted_votes(landmarks)?;
         let per_track = self.candidates(&votes, 0);
-        let mut out: Vec<(String, i64, u32, u32)> = per_track
-            .into_iter()
-            .filter_map(|(t, cands)| {
-                let best = cands
-                    .iter()
-                    .max_by_key(|c| (c.score, std::cmp::Reverse(c.offset)))?;
-                let rec = self.tracks.get(&t)?;
-                Some((rec.path.clone(), best.offset, best.score, best.windows))
-            })
-            .collect();
+        let mut out: Vec<(String, i64, u32, u32)> = Vec::new();
+        for (t, cands) in per_track {
+            let Some(best) = cands
+                .iter()
+                .max_by_key(|c| (c.score, std::cmp::Reverse(c.offset)))
+            else {
+                continue;
+            };
+            if let Some(rec) = self.record(t)? {
+                out.push((rec.path, best.offset, best.score, best.windows));
+            }
+        }
         out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
         Ok(out)
     }
 
     /// Offsets a query may take in a track, frames.
-    fn offsets(&self, rec: &TrackRecord) -> f64 {
-        rec.duration_s / self.params.frame_s() + self.max_lead_frames as f64
+    fn offsets(&self, track: u32) -> f64 {
+        let duration_s = self.durations_s.get(&track).copied().unwrap_or(0.0);
+        duration_s / self.params.frame_s() + self.max_lead_frames as f64
     }
 
     /// Expected number of chance answers with votes from at least `score`
     /// distinct query frames in `track`, over every offset of the library
     /// and `looks`.
     fn chance_of(&self, track: u32, score: u32, postings: &TrackPostings, looks: f64) -> f64 {
-        let Some(rec) = self.tracks.get(&track) else {
+        if !self.durations_s.contains_key(&track) {
             return f64::INFINITY;
-        };
+        }
         let rate = chance::rate(
             postings.get(&track).copied().unwrap_or(0),
-            self.offsets(rec),
+            self.offsets(track),
         );
         let d = &self.params.decision;
         let looks = looks * self.looks_factor;
@@ -755,7 +796,7 @@ impl Matcher {
                 }
                 runner_ups += 1;
             }
-            let Some(rec) = self.tracks.get(track) else {
+            let Some(rec) = self.record(*track)? else {
                 continue;
             };
             // Repeats: other positions scoring at least half as well.
@@ -802,10 +843,10 @@ impl Matcher {
                 self.chance_of(*track, frames, &postings, looks)
             };
             let m = Match {
-                title: rec.title.clone(),
-                work: rec.work.clone(),
-                composer: rec.composer.clone(),
-                path: rec.path.clone(),
+                title: rec.title,
+                work: rec.work,
+                composer: rec.composer,
+                path: rec.path,
                 offset_s: round_ms(to_s(&best)),
                 offsets_s,
                 score: best.score,

@@ -41,6 +41,34 @@ pub fn verify(store: &Store) -> Result<(Vec<String>, Counts)> {
             _ => {}
         }
     }
+    // Duration tables: an index written before them has none (readers
+    // then use the records); one that is there must agree with them.
+    for (seg, durations) in store.duration_tables()? {
+        let Some(tab) = tables.get(&seg) else {
+            problems.push(format!(
+                "segment {seg} has a duration table but no segment table"
+            ));
+            continue;
+        };
+        if durations.len() != tab.len() {
+            problems.push(format!(
+                "segment {seg} has {} durations for {} slots",
+                durations.len(),
+                tab.len()
+            ));
+            continue;
+        }
+        for (slot, (&id, &d)) in tab.iter().zip(&durations).enumerate() {
+            if let Some(t) = by_id.get(&id) {
+                if t.duration_s != d {
+                    problems.push(format!(
+                        "segment {seg} slot {slot} lasts {d} s in its duration table, {} s in the record of track {id} ({})",
+                        t.duration_s, t.path
+                    ));
+                }
+            }
+        }
+    }
     let mut postings_checked = 0u64;
     let mut per_slot = Vec::new();
     for (&seg, tab) in &tables {

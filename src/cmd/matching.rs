@@ -22,6 +22,10 @@ use crate::warp;
 
 /// Clips decoded in parallel before their results are printed.
 const BATCH: usize = 64;
+/// Up to this many clip files, `match` keeps the index open while it
+/// answers (reading only the named tracks' records); more, and it reads
+/// every record first and releases the index for other processes.
+const HOLD_INDEX_UP_TO: usize = BATCH;
 
 /// A query shorter than this cannot be identified.
 const MIN_QUERY_S: f64 = 0.25;
@@ -163,9 +167,13 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     let requested = requested_params(cfg.preset.as_deref(), None)?;
     super::read_lookups_from_env()?;
     let store = Store::open(&db, Access::Read, requested.as_ref())?;
-    let mut matcher = Matcher::new(&store)?;
-    // The matcher reads a snapshot; the index is free again.
-    drop(store);
+    let mut matcher = Matcher::new(store)?;
+    // A few clip files are answered at once, reading the records of the
+    // tracks named (at 10,000 h, reading all of them took longer than a
+    // clip); a long list or a pipe reads them all and frees the index.
+    if queries.len() > HOLD_INDEX_UP_TO || stdin_uses > 0 {
+        matcher.release()?;
+    }
     if let Some(e) = cfg.max_chance {
         matcher.set_max_chance(e);
     }

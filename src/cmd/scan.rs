@@ -104,10 +104,10 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     exit_on_interrupt();
     super::read_lookups_from_env()?;
     let store = Store::open(&db, Access::Read, None)?;
-    let mut matcher = Matcher::new(&store)?;
+    let mut matcher = Matcher::new(store)?;
     // The matcher reads a snapshot: the index is free for `ostid index`
     // while a long scan runs.
-    drop(store);
+    matcher.release()?;
     matcher.allow_lead(WINDOW_S);
     // Chance answers are kept rare per hour of recording, not per window.
     matcher.set_looks_factor(3600.0 / HOP_S);
