@@ -24,7 +24,9 @@ fn main() {
             for run in lms.chunk_by(|x, y| x.hash == y.hash) {
                 let mut n = 0u64;
                 for p in &parts {
-                    p.file.lookup(run[0].hash, &mut scratch, |_, _| n += 1).unwrap();
+                    p.file
+                        .lookup(run[0].hash, &mut scratch, |_, _| n += 1)
+                        .unwrap();
                 }
                 counts.push(n);
                 weighted.push(n * run.len() as u64);
@@ -33,7 +35,12 @@ fn main() {
     }
     let total: u64 = weighted.iter().sum();
     let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
-    println!("distinct hashes {} mean postings {:.1} votes {}", counts.len(), mean, total);
+    println!(
+        "distinct hashes {} mean postings {:.1} votes {}",
+        counts.len(),
+        mean,
+        total
+    );
     for k in [1.0, 2.0, 4.0, 8.0, 16.0] {
         let cap = (mean * k) as u64;
         let (mut h, mut v, mut vcap) = (0, 0u64, 0u64);

@@ -91,7 +91,9 @@ pub struct TrackFeatures {
 }
 
 /// (track, offset in frames, query anchor: frame << FREQ_BITS | bin).
-type Vote = (u32, i64, u32);
+/// (track, offset in frames, query anchor): 12 bytes, as a query at
+/// 10,000 h holds millions of them.
+type Vote = (u32, i32, u32);
 
 /// How a vote is packed into one integer that sorts as the vote does
 /// (track, then offset, then anchor): the anchor in the low
@@ -132,7 +134,7 @@ impl VoteKey for u128 {
         let low = |bits: u32, v: u128| (v & ((1u128 << bits) - 1)) as u64;
         (
             self.track(l),
-            low(l.offset_bits, self >> l.anchor_bits) as i64 - l.bias,
+            offset_i32(low(l.offset_bits, self >> l.anchor_bits) as i64 - l.bias),
             low(l.anchor_bits, self) as u32,
         )
     }
@@ -157,7 +159,7 @@ impl VoteKey for u64 {
         let low = |bits: u32, v: u64| v & ((1u64 << bits) - 1);
         (
             self.track(l),
-            low(l.offset_bits, self >> l.anchor_bits) as i64 - l.bias,
+            offset_i32(low(l.offset_bits, self >> l.anchor_bits) as i64 - l.bias),
             low(l.anchor_bits, self) as u32,
         )
     }
@@ -168,6 +170,12 @@ impl VoteKey for u64 {
     fn sort(keys: &mut Vec<u64>, l: &KeyLayout) {
         radix_sort(keys, l.track_bits + l.offset_bits + l.anchor_bits);
     }
+}
+
+/// An offset as a vote holds it: frames within one track fit an `i32` (two
+/// years at 32 ms); only a damaged postings file says otherwise.
+fn offset_i32(offset: i64) -> i32 {
+    offset.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// Sort keys of `bits` significant bits: least significant digit first,
@@ -277,7 +285,7 @@ type TrackPostings = HashMap<u32, u64>;
 enum Records {
     /// Read from the index as answers need them: the index stays open (and
     /// locked) with the matcher.
-    Index(Store),
+    Index(Box<Store>),
     /// Every record, read at once ([`Matcher::release`]).
     Loaded(HashMap<u32, TrackRecord>),
 }
@@ -346,7 +354,7 @@ impl Matcher {
             parts,
             params,
             durations_s,
-            records: Records::Index(store),
+            records: Records::Index(Box::new(store)),
             max_lead_frames: MAX_LEAD_FRAMES,
             library_positions: frames / chance::SMOOTHING_FRAMES,
             looks_factor: 1.0,
@@ -557,7 +565,7 @@ impl Matcher {
         let votes = keys
             .into_iter()
             .map(|k| k.unpack(layout))
-            .filter(|&(_, o, _)| o >= -lead)
+            .filter(|&(_, o, _)| o as i64 >= -lead)
             .collect();
         Ok((votes, per_track))
     }
@@ -868,9 +876,9 @@ impl Matcher {
 }
 
 /// First and last query frame of the votes for `track` at `offset` +-1.
-fn heard(votes: &[(u32, i64, u32)], track: u32, offset: i64) -> (u32, u32) {
-    let lo = votes.partition_point(|v| (v.0, v.1) < (track, offset - 1));
-    let hi = votes.partition_point(|v| (v.0, v.1) <= (track, offset + 1));
+fn heard(votes: &[Vote], track: u32, offset: i64) -> (u32, u32) {
+    let lo = votes.partition_point(|v| (v.0, v.1 as i64) < (track, offset - 1));
+    let hi = votes.partition_point(|v| (v.0, v.1 as i64) <= (track, offset + 1));
     votes[lo..hi]
         .iter()
         .map(|v| v.2 >> hash::FREQ_BITS)
@@ -887,9 +895,9 @@ const MAX_DRIFT_FRAMES: i64 = 25;
 /// Slope of offset against query frame for the votes of `track` near
 /// `offset`: least squares, then again on the votes within 2 frames of the
 /// first line (chance votes scattered around it only dilute the first fit).
-fn drift(votes: &[(u32, i64, u32)], track: u32, offset: i64) -> f64 {
-    let lo = votes.partition_point(|v| (v.0, v.1) < (track, offset - MAX_DRIFT_FRAMES));
-    let hi = votes.partition_point(|v| (v.0, v.1) <= (track, offset + MAX_DRIFT_FRAMES));
+fn drift(votes: &[Vote], track: u32, offset: i64) -> f64 {
+    let lo = votes.partition_point(|v| (v.0, v.1 as i64) < (track, offset - MAX_DRIFT_FRAMES));
+    let hi = votes.partition_point(|v| (v.0, v.1 as i64) <= (track, offset + MAX_DRIFT_FRAMES));
     let points: Vec<(f64, f64)> = votes[lo..hi]
         .iter()
         .map(|&(_, o, a)| ((a >> hash::FREQ_BITS) as f64, o as f64))
@@ -931,7 +939,7 @@ fn runs_of(votes: &[Vote]) -> impl Iterator<Item = Run> + '_ {
             .unwrap_or(votes.len() - start);
         let run = Run {
             track,
-            offset,
+            offset: offset as i64,
             start,
             end: start + len,
         };
@@ -999,20 +1007,20 @@ mod tests {
             (0, -31, 0),
             (0, -31, u32::MAX),
             (0, 0, 5),
-            (1, -(1 << 33), 7),
+            (1, i32::MIN, 7),
             (1, 5, 3),
-            (1, 1 << 33, 2),
+            (1, i32::MAX, 2),
             (u32::MAX, 12, 1),
         ];
         for w in votes.windows(2) {
             let (a, b) = (
-                u128::pack(w[0].0, w[0].1, w[0].2, &WIDE),
-                u128::pack(w[1].0, w[1].1, w[1].2, &WIDE),
+                u128::pack(w[0].0, w[0].1 as i64, w[0].2, &WIDE),
+                u128::pack(w[1].0, w[1].1 as i64, w[1].2, &WIDE),
             );
             assert_eq!(a < b, w[0] < w[1], "{:?} {:?}", w[0], w[1]);
         }
         for &v in &votes {
-            assert_eq!(u128::pack(v.0, v.1, v.2, &WIDE).unpack(&WIDE), v);
+            assert_eq!(u128::pack(v.0, v.1 as i64, v.2, &WIDE).unpack(&WIDE), v);
         }
     }
 
@@ -1066,7 +1074,7 @@ mod tests {
             track_bits: 15,
             bias: 1000,
         };
-        let max_off = (1i64 << 30) - 1 - 1000;
+        let max_off = (1i32 << 30) - 1 - 1000;
         let mut votes: Vec<Vote> = Vec::new();
         for t in [0, 1, 7, (1 << 15) - 1] {
             for o in [-1000, -999, -1, 0, 1, 12_345, max_off] {
@@ -1076,7 +1084,10 @@ mod tests {
             }
         }
         votes.sort();
-        let narrow: Vec<u64> = votes.iter().map(|v| u64::pack(v.0, v.1, v.2, &l)).collect();
+        let narrow: Vec<u64> = votes
+            .iter()
+            .map(|v| u64::pack(v.0, v.1 as i64, v.2, &l))
+            .collect();
         assert!(narrow.windows(2).all(|w| w[0] < w[1]));
         for (&k, &v) in narrow.iter().zip(&votes) {
             assert_eq!(k.unpack(&l), v);

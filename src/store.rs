@@ -965,7 +965,9 @@ mod tests {
 
     /// Durations of every live slot, as the parts give them and as the
     /// records say.
-    fn durations(store: &Store) -> (Vec<(u32, f64)>, Vec<(u32, f64)>) {
+    type Durations = Vec<(u32, f64)>;
+
+    fn durations(store: &Store) -> (Durations, Durations) {
         let mut parts: Vec<(u32, f64)> = store
             .parts()
             .unwrap()
