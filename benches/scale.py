@@ -15,7 +15,12 @@ index's size and build time, whole-process `ostid match` of one 10 s clip
 peak RSS of those, and a batch of 40 + 40 clips in one process (seconds per
 clip, decoding included). Release build, 2 threads. Writes the table, and a
 log-log plot of cost against hours (with the gates) as SVG (`--plot`);
-`--plot-only` redraws it from the last results.
+`--plot-only` redraws it from the last results. `--existing` measures the
+simulated indexes already in the cache as they are (no build, no
+compaction: a 10,000 h index takes ~50 min to build). `--reindex` also times
+`ostid index` over an unchanged simulated library: the copies' records name
+files under /simulated/copy-K/..., which it creates as hard links to the
+real files (same size and time; needs write access to /simulated).
 """
 import argparse, json, math, os, statistics, subprocess, sys, time
 
@@ -103,6 +108,21 @@ def plot(results, out):
         f.write("\n".join(g) + "\n")
 
 
+def reindex(ostid, db):
+    """Seconds, peak RSS MB and the summary of `ostid index /simulated` over
+    hard links standing for the copies' files (nothing to decode)."""
+    out = subprocess.run([ostid, "--db", db, "list", "--json"], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        path = json.loads(line)["path"]
+        if path.startswith("/simulated/") and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.link("/" + path.split("/", 3)[3], path)
+    ev.timed([ostid, "--db", db, "index", "/simulated"])  # warm the OS cache
+    _, err, el, rss = ev.timed([ostid, "--db", db, "index", "/simulated"])
+    return el, rss, err.strip().splitlines()[-2]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", default=os.path.join(ROOT, "cache"))
@@ -114,6 +134,10 @@ def main():
                     help="measure simulated libraries only after `ostid compact` (for the largest sizes)")
     ap.add_argument("--append", action="store_true",
                     help="add the rows to the last results rather than replace them (base not measured again)")
+    ap.add_argument("--existing", action="store_true",
+                    help="measure the simulated indexes in the cache as they are (no build, no compaction)")
+    ap.add_argument("--reindex", action="store_true",
+                    help="also time re-indexing the unchanged simulated library (writes hard links under /simulated)")
     ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "scale.svg"), help="SVG plot to write")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plot from the last results")
     args = ap.parse_args()
@@ -136,6 +160,11 @@ def main():
     rows = []
     sizes = [] if args.append else [("base", None, False)]
     for h in (h for h in args.hours.split(",") if h):
+        if args.existing:
+            db = os.path.join(cache, f"db-scale-{float(h):g}h")
+            one = len(os.listdir(os.path.join(db, "postings"))) == 1
+            sizes.append((f"{h} h" + (", compacted" if one else ""), float(h), None))
+            continue
         if not args.compacted_only:
             sizes.append((f"{h} h", float(h), False))
         if not args.no_compact:
@@ -144,7 +173,7 @@ def main():
         db, build_s, compact_s, compact_rss = base, None, None, None
         if hours is not None:
             db = os.path.join(cache, f"db-scale-{hours:g}h")
-        if hours is not None and (not compacted or args.compacted_only):
+        if hours is not None and compacted is not None and (not compacted or args.compacted_only):
             subprocess.run(["rm", "-rf", db], check=True)
             t = time.time()
             ev.run([simulate, base, db, str(hours)])
@@ -166,6 +195,9 @@ def main():
                "known_ms": round(k_ms, 1), "known_rss_mb": round(k_rss, 1),
                "unknown_ms": round(u_ms, 1), "unknown_rss_mb": round(u_rss, 1),
                "batch_ms_per_clip": round(1000 * el / len(batch), 1), "batch_rss_mb": round(b_rss, 1)}
+        if args.reindex and hours is not None:
+            r_s, r_rss, summary = reindex(ostid, db)
+            row.update({"reindex_s": round(r_s, 2), "reindex_rss_mb": round(r_rss, 1), "reindex": summary})
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -186,6 +218,10 @@ def main():
         print(f"| {r['size']} | {r['hours']:.1f} | {r['files']} | {r['bytes'] / 1e6:.1f} | {r['mb_per_hour']} | "
               f"{built} | {r['known_ms']} | {r['unknown_ms']} | "
               f"{r['known_rss_mb']:.0f}/{r['unknown_rss_mb']:.0f}/{r['batch_rss_mb']:.0f} | {r['batch_ms_per_clip']} |")
+    for r in rows:
+        if "reindex_s" in r:
+            print(f"\nRe-index of the unchanged {r['size']} library: {r['reindex_s']} s, "
+                  f"{r['reindex_rss_mb']:.0f} MB ({r['reindex']})")
 
 
 if __name__ == "__main__":

@@ -267,6 +267,11 @@ impl ReadCache {
         if self.hits.len() > READ_CACHE_HITS {
             self.clear();
         }
+        if self.hits.capacity() == 0 {
+            // Room for the cap and a few reads past it, at once: grown by
+            // doubling, the vector took twice the cap (massif, 10,000 h).
+            self.hits.reserve_exact(READ_CACHE_HITS + (READ_CACHE_HITS >> 3));
+        }
         let start = self.hits.len();
         read(&mut self.hits)?;
         let at = (start, self.hits.len() - start);
