@@ -21,10 +21,15 @@ use ostid::warp::{self, Warp};
 fn track_landmarks(params: &ostid::params::Params, path: &str) -> Vec<Landmark> {
     let mut fp = Fingerprinter::new(params, Role::Index);
     let mut out = Vec::new();
-    decode(&Source::Path(path.into()), params.sample_rate_hz, 0.5, |s| {
-        fp.push(s, &mut |l| out.push(l));
-        Flow::Continue
-    })
+    decode(
+        &Source::Path(path.into()),
+        params.sample_rate_hz,
+        0.5,
+        |s| {
+            fp.push(s, &mut |l| out.push(l));
+            Flow::Continue
+        },
+    )
     .expect("an evaluation track decodes");
     fp.finish(&mut |l| out.push(l));
     out
@@ -42,7 +47,10 @@ fn main() {
     drop(store);
     // INDEX_FAN_OUT=N: the track's landmarks at another index fan-out (a
     // triplet index of fan-out N stores N (N - 1) / 2 hashes an anchor).
-    if let Some(n) = std::env::var("INDEX_FAN_OUT").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("INDEX_FAN_OUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         params.index_fan_out = n;
     }
     let mut tracks: HashMap<String, HashMap<u32, Vec<u32>>> = HashMap::new();
@@ -91,7 +99,8 @@ fn main() {
     for ((kind, length), v) in cells {
         let mut ones: Vec<u32> = v.iter().map(|x| x.0).collect();
         let mut twos: Vec<u32> = v.iter().map(|x| x.1).collect();
-        let share = |xs: &[u32]| 100.0 * xs.iter().filter(|&&x| x >= 11).count() as f64 / xs.len() as f64;
+        let share =
+            |xs: &[u32]| 100.0 * xs.iter().filter(|&&x| x >= 11).count() as f64 / xs.len() as f64;
         let (s1, s2) = (share(&ones), share(&twos));
         println!(
             "{kind} {length} s: {} clips; anchors matched, median: pairs {} / triplets {}; clips with >= 11: pairs {s1:.0} % / triplets {s2:.0} %",

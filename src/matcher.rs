@@ -90,9 +90,8 @@ pub struct TrackFeatures {
     pub tail: Vec<u32>,
 }
 
-/// (track, offset in frames, query anchor: frame << FREQ_BITS | bin).
-/// (track, offset in frames, query anchor): 12 bytes, as a query at
-/// 10,000 h holds millions of them.
+/// (track, offset in frames, query anchor: frame << FREQ_BITS | bin): 12
+/// bytes, as a query at 10,000 h holds millions of them.
 type Vote = (u32, i32, u32);
 
 /// How a vote is packed into one integer that sorts as the vote does
@@ -270,7 +269,8 @@ impl ReadCache {
         if self.hits.capacity() == 0 {
             // Room for the cap and a few reads past it, at once: grown by
             // doubling, the vector took twice the cap (massif, 10,000 h).
-            self.hits.reserve_exact(READ_CACHE_HITS + (READ_CACHE_HITS >> 3));
+            self.hits
+                .reserve_exact(READ_CACHE_HITS + (READ_CACHE_HITS >> 3));
         }
         let start = self.hits.len();
         read(&mut self.hits)?;

@@ -730,6 +730,58 @@ fn ctrl_c_during_match_exits_130() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn match_from_a_pipe_frees_the_index_and_still_names_the_track() {
+    let (_tmp, db) = indexed();
+    let clip = std::fs::read(fixtures().join("queries/Coda@2.500_clean.wav")).unwrap();
+    let mut child = ostid_process(&db)
+        .args(["match", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the pipe is silent the index is free: another process opens it
+    // (once the match has taken the lock: the lock file names its holder).
+    let mut stdin = child.stdin.take().unwrap();
+    let started = std::time::Instant::now();
+    let holder = format!("pid {} ", child.id());
+    while !std::fs::read_to_string(db.join("lock")).is_ok_and(|l| l.starts_with(&holder)) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the match never opened the index"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    loop {
+        let stats = ostid(&db).arg("stats").output().unwrap();
+        if stats.status.code() == Some(0) {
+            break;
+        }
+        assert!(
+            String::from_utf8_lossy(&stats.stderr).contains("is in use by pid"),
+            "{}",
+            String::from_utf8_lossy(&stats.stderr)
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the index was never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The names come from the records read when it was released.
+    std::io::Write::write_all(&mut stdin, &clip).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Coda"));
+}
+
 /// A mono 16-bit WAV.
 fn write_wav(path: &Path, samples: &[f32], rate: u32) {
     let n = samples.len() as u32;
