@@ -8,7 +8,8 @@
 //! of its targets would keep). Prints a line per kind and length: clips,
 //! median anchors of each, and the share of clips with at least 11 (the
 //! decision rule's floor) of each. `INDEX_FAN_OUT=N` fingerprints tracks at
-//! another fan-out.
+//! another fan-out; `QUERY_FAN_OUT`, `QRB` and `QRF` change the query's
+//! fan-out and peak radius (bins, frames).
 mod common;
 use std::collections::HashMap;
 
@@ -47,11 +48,24 @@ fn main() {
     drop(store);
     // INDEX_FAN_OUT=N: the track's landmarks at another index fan-out (a
     // triplet index of fan-out N stores N (N - 1) / 2 hashes an anchor).
-    if let Some(n) = std::env::var("INDEX_FAN_OUT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    if let Some(n) = env("INDEX_FAN_OUT") {
         params.index_fan_out = n;
+    }
+    // QUERY_FAN_OUT, QRB, QRF: the query's fan-out and peak radius (bins, frames).
+    let index_params = params.clone();
+    if let Some(n) = env("QUERY_FAN_OUT") {
+        params.query_fan_out = n;
+    }
+    if let Some(n) = env("QRB") {
+        params.query_radius_bins = n;
+    }
+    if let Some(n) = env("QRF") {
+        params.query_radius_frames = n;
     }
     let mut tracks: HashMap<String, HashMap<u32, Vec<u32>>> = HashMap::new();
     // (kind, length) -> per clip (anchors >= 1 match, anchors >= 2 matches)
@@ -63,7 +77,7 @@ fn main() {
             let path = c["path"].as_str().unwrap().to_string();
             let index = tracks.entry(path.clone()).or_insert_with(|| {
                 let mut by_hash: HashMap<u32, Vec<u32>> = HashMap::new();
-                for l in track_landmarks(&params, &path) {
+                for l in track_landmarks(&index_params, &path) {
                     by_hash.entry(l.hash).or_default().push(l.frame);
                 }
                 by_hash

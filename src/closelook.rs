@@ -31,6 +31,7 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     let close = Params {
         query_radius_bins: c.radius_bins,
         query_radius_frames: c.radius_frames,
+        query_fan_out: c.fan_out.max(warp::probe_fan_out(params, samples.len())),
         ..params.clone()
     };
     let lms = warp::landmarks(&close, samples, Warp::NONE);
