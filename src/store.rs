@@ -362,17 +362,7 @@ impl Store {
 
     /// Track ids of every segment's slots.
     pub fn segment_tables(&self) -> Result<BTreeMap<u32, Vec<u32>>> {
-        let mut out = BTreeMap::new();
-        for item in self.db.scan_prefix(b"S") {
-            let (k, v) = item?;
-            let seg = u32::from_be_bytes(
-                k[1..5]
-                    .try_into()
-                    .map_err(|_| anyhow!("corrupt segment key"))?,
-            );
-            out.insert(seg, decode_u32s(&v));
-        }
-        Ok(out)
+        per_segment(&self.db, b'S', decode_u32s)
     }
 
     fn segment_file(&self, seg: u32) -> Result<Arc<Segment>> {
@@ -415,17 +405,7 @@ impl Store {
 
     /// Durations of every segment's slots, as the `D` tables hold them.
     pub fn duration_tables(&self) -> Result<BTreeMap<u32, Vec<f64>>> {
-        let mut out = BTreeMap::new();
-        for item in self.db.scan_prefix(b"D") {
-            let (k, v) = item?;
-            let seg = u32::from_be_bytes(
-                k[1..5]
-                    .try_into()
-                    .map_err(|_| anyhow!("corrupt duration table key"))?,
-            );
-            out.insert(seg, decode_f64s(&v));
-        }
-        Ok(out)
+        per_segment(&self.db, b'D', decode_f64s)
     }
 
     /// Commit a group of new tracks as one segment, removing the tracks they
@@ -806,17 +786,11 @@ fn remove_orphans(db: &sled::Db, dir: &Path) -> Result<()> {
 fn add_duration_tables(db: &sled::Db) -> Result<()> {
     let mut batch = sled::Batch::default();
     let mut added = 0;
-    for item in db.scan_prefix(b"S") {
-        let (k, v) = item?;
-        let seg = u32::from_be_bytes(
-            k[1..5]
-                .try_into()
-                .map_err(|_| anyhow!("corrupt segment key"))?,
-        );
+    for (seg, table) in per_segment(db, b'S', decode_u32s)? {
         if db.contains_key(durations_key(seg))? {
             continue;
         }
-        let durations = durations_from_records(db, &decode_u32s(&v))?;
+        let durations = durations_from_records(db, &table)?;
         batch.insert(&durations_key(seg)[..], encode_f64s(&durations));
         added += 1;
     }
@@ -825,6 +799,21 @@ fn add_duration_tables(db: &sled::Db) -> Result<()> {
         db.flush()?;
     }
     Ok(())
+}
+
+/// Every value under `prefix` + segment:u32, decoded, by segment.
+fn per_segment<T>(db: &sled::Db, prefix: u8, decode: fn(&[u8]) -> T) -> Result<BTreeMap<u32, T>> {
+    let mut out = BTreeMap::new();
+    for item in db.scan_prefix([prefix]) {
+        let (k, v) = item?;
+        let seg = k
+            .get(1..5)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| anyhow!("corrupt segment key in the index; run `ostid verify`"))?;
+        out.insert(seg, decode(&v));
+    }
+    Ok(out)
 }
 
 /// Durations of a segment's slots read from its tracks' records (0 where a
