@@ -118,11 +118,12 @@ pub struct CloseLookParams {
     pub radius_frames: usize,
     /// Landmarks made per anchor peak in the full look: its smaller
     /// neighbourhoods make more peaks, which take the nearest targets'
-    /// places. Default 72, chosen on the tuning half: dialogue 3/5/10 s
-    /// 26/43/49 -> 31/45/50 of 50 (48: 30/45/49), no other damage kind
-    /// changed, unknown clips named 0 of 2,160 at 24, 48 and 72 alike
-    /// (`examples/triplet_survival.rs`: at radius 3 a dialogue 10 s clip
-    /// keeps 55 of its track's anchors at fan-out 24, 72 at 96). Query side.
+    /// places. Default 24 (the query's). 72 was chosen on the tuning half
+    /// at 5.68 h (dialogue 3/5/10 s 26/43/49 -> 31/45/50 of 50, no unknown
+    /// clip named) and raised the reporting half's dialogue 38/74/91 ->
+    /// 46/80/94 %, but at 41 h named 3 of its 2,160 unknown clips (24: 1),
+    /// two of them as one slowed copy at 13-14 votes: to be chosen again on
+    /// the tuning half at both sizes. Query side.
     pub fan_out: usize,
     /// The look is first probed with few landmarks per peak (as the warp
     /// search's first pass) and taken in full only when the probe's
@@ -141,7 +142,7 @@ impl Default for CloseLookParams {
             enabled: true,
             radius_bins: 3,
             radius_frames: 3,
-            fan_out: 72,
+            fan_out: 24,
             probe_max_chance: 300.0,
             min_votes: None,
         }
