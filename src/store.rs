@@ -31,7 +31,8 @@
 //! A query needs the duration of every track (the offsets chance spreads
 //! its votes over) and the full record only of the tracks it names: the `D`
 //! tables give the first in one read per segment, where reading every
-//! record took 0.5 s and ~100 MB at 10,000 h. Indexes written before the
+//! record took ~0.5 s of a known clip's 1.44 s at 10,000 h (and peak RSS
+//! fell from 437 to 271 MB without them). Indexes written before the
 //! `D` tables get them from the records when next opened for writing, and
 //! are read from the records until then.
 //!
