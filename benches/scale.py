@@ -124,8 +124,9 @@ def reindex(ostid, db):
     # Whole copies by folder; the last, partial one (a larger size's links
     # share its folder) file by file.
     whole = max(len(p) for p in copies.values())
-    roots = [f"/simulated/{k}" if len(p) == whole else q for k, p in copies.items()
-             for q in (p if len(p) < whole else [None])]
+    roots = []
+    for k, paths in copies.items():
+        roots += [f"/simulated/{k}"] if len(paths) == whole else paths
     cmd = [ostid, "--db", db, "index"] + roots
     ev.timed(cmd)  # warm the OS cache
     _, err, el, rss = ev.timed(cmd)
