@@ -12,7 +12,7 @@
 
 use anyhow::Result;
 
-use crate::hash::{self, Landmark};
+use crate::hash;
 use crate::matcher::{Matcher, Outcome};
 use crate::params::Params;
 use crate::warp::{self, Warp};
@@ -40,7 +40,7 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     // clip: `scan` counts each look many times over, and its full looks
     // must be stronger still.
     let probe = matcher.probe(
-        &thinned(&lms, warp::probe_fan_out(params, samples.len())),
+        &hash::thinned(&lms, warp::probe_fan_out(params, samples.len())),
         LOOKS,
     )?;
     if probe.chance / matcher.looks_factor() > c.probe_max_chance {
@@ -48,44 +48,4 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     }
     let o = matcher.identify(&lms, top, LOOKS)?;
     Ok(o.best.is_some().then_some(o))
-}
-
-/// The first `fan_out` landmarks of each anchor peak (landmarks come an
-/// anchor's together, nearest target first): the landmarks at that fan-out.
-fn thinned(landmarks: &[Landmark], fan_out: usize) -> Vec<Landmark> {
-    let anchor = |l: &Landmark| (l.frame, hash::unpack(hash::unmix(l.hash)).0);
-    landmarks
-        .chunk_by(|a, b| anchor(a) == anchor(b))
-        .flat_map(|run| run.iter().take(fan_out))
-        .copied()
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thinned_landmarks_are_those_of_the_smaller_fan_out() {
-        let p = Params::default();
-        let mut x: u32 = 0x1234_5678;
-        let noise: Vec<f32> = (0..(4 * p.sample_rate_hz) as usize)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect();
-        let full = warp::landmarks(&p, &noise, Warp::NONE);
-        for fan_out in [1, 4, 7] {
-            let few = Params {
-                query_fan_out: fan_out,
-                ..p.clone()
-            };
-            let expected = warp::landmarks(&few, &noise, Warp::NONE);
-            assert!(expected.len() > 100 && expected.len() < full.len());
-            assert_eq!(thinned(&full, fan_out), expected);
-        }
-    }
 }

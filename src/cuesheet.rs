@@ -236,6 +236,7 @@ mod tests {
             tempo: 1.0,
             pitch_semitones: 0.0,
             heard_frames: (0, 0),
+            track: 0,
         }
     }
 

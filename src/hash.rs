@@ -171,6 +171,17 @@ fn landmark(a: &Peak, p: &Peak) -> Landmark {
     }
 }
 
+/// The first `fan_out` landmarks of each anchor peak (landmarks come an
+/// anchor's together, nearest target first): the landmarks at that fan-out.
+pub fn thinned(landmarks: &[Landmark], fan_out: usize) -> Vec<Landmark> {
+    let anchor = |l: &Landmark| (l.frame, unpack(unmix(l.hash)).0);
+    landmarks
+        .chunk_by(|a, b| anchor(a) == anchor(b))
+        .flat_map(|run| run.iter().take(fan_out))
+        .copied()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +247,29 @@ mod tests {
         assert_eq!(&decoded[2..4], &[(0, 120, -30, 3), (0, 120, -10, 7)]);
         assert_eq!(decoded[4], (3, 90, 20, 4));
         assert_eq!(decoded.len(), 5);
+    }
+
+    #[test]
+    fn thinned_landmarks_are_those_of_the_smaller_fan_out() {
+        let p = crate::params::Params::default();
+        let mut x: u32 = 0x1234_5678;
+        let noise: Vec<f32> = (0..(4 * p.sample_rate_hz) as usize)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        let full = crate::warp::landmarks(&p, &noise, crate::warp::Warp::NONE);
+        for fan_out in [1, 4, 7] {
+            let few = crate::params::Params {
+                query_fan_out: fan_out,
+                ..p.clone()
+            };
+            let expected = crate::warp::landmarks(&few, &noise, crate::warp::Warp::NONE);
+            assert!(expected.len() > 100 && expected.len() < full.len());
+            assert_eq!(thinned(&full, fan_out), expected);
+        }
     }
 }

@@ -10,7 +10,8 @@
 //! [`matcher`], which votes on consistent time offsets and returns data
 //! that [`output`] renders. [`params`] holds every knob in one struct whose
 //! digest the index records; [`library`] walks folders and names tracks;
-//! [`closelook`] looks again at clips under dialogue or noise; [`warp`]
+//! [`glance`] names clips heard clearly from few landmarks; [`closelook`]
+//! looks again at clips under dialogue or noise; [`warp`]
 //! finds clips played faster, slower or transposed; [`cuesheet`] merges the
 //! windows of a long recording into cues, which [`timeline`] draws and
 //! [`cueformats`] writes for editors and players; [`cmd`]
@@ -24,6 +25,7 @@ pub mod cueformats;
 pub mod cuesheet;
 pub mod decode;
 pub mod fingerprint;
+pub mod glance;
 pub mod hash;
 pub mod library;
 pub mod matcher;

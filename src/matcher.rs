@@ -51,6 +51,9 @@ pub struct Match {
     /// in the clip the track is heard). Not printed.
     #[serde(skip)]
     pub heard_frames: (u32, u32),
+    /// The track's id in the index. Not printed.
+    #[serde(skip)]
+    pub track: u32,
 }
 
 /// The answer for one query.
@@ -421,7 +424,12 @@ impl Matcher {
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
     /// the query peak (frame and bin) the landmark starts from. Each distinct
     /// hash is looked up once per segment.
-    fn votes<K: VoteKey>(&self, landmarks: &[Landmark], layout: &KeyLayout) -> Result<Vec<K>> {
+    fn votes<K: VoteKey>(
+        &self,
+        landmarks: &[Landmark],
+        layout: &KeyLayout,
+        only: Option<&[u32]>,
+    ) -> Result<Vec<K>> {
         // (hash, anchor) as one number each: a sort of plain integers.
         let mut keys: Vec<u64> = landmarks
             .iter()
@@ -442,15 +450,18 @@ impl Matcher {
         // One run per distinct hash: the hash above, each anchor below.
         let hash_of = |run: &[u64]| (run[0] >> 32) as u32;
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
-        let emit =
-            |votes: &mut Vec<K>, run: &[u64], hits: &[(u32, u32)]| {
-                for anchor in run.iter().map(|&k| k as u32) {
-                    let qframe = (anchor >> hash::FREQ_BITS) as i64;
-                    votes.extend(hits.iter().map(|&(track, frame)| {
-                        K::pack(track, frame as i64 - qframe, anchor, layout)
-                    }));
-                }
-            };
+        let emit = |votes: &mut Vec<K>, run: &[u64], hits: &[(u32, u32)]| {
+            for anchor in run.iter().map(|&k| k as u32) {
+                let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                votes.extend(
+                    hits.iter()
+                        .filter(|(track, _)| only.is_none_or(|o| o.contains(track)))
+                        .map(|&(track, frame)| {
+                            K::pack(track, frame as i64 - qframe, anchor, layout)
+                        }),
+                );
+            }
+        };
         let read = |part: &Part, hash: u32, scratch: &mut Vec<u8>, hits: &mut Vec<(u32, u32)>| {
             part.file
                 .lookup(hash, scratch, |slot, frame| {
@@ -529,9 +540,18 @@ impl Matcher {
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
     fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
+        self.sorted_votes_of(landmarks, None)
+    }
+
+    /// [`Matcher::sorted_votes`] for the tracks `only` (all if `None`).
+    fn sorted_votes_of(
+        &self,
+        landmarks: &[Landmark],
+        only: Option<&[u32]>,
+    ) -> Result<(Vec<Vote>, TrackPostings)> {
         match self.narrow_layout(landmarks) {
-            Some(layout) => self.sorted_votes_as::<u64>(landmarks, &layout),
-            None => self.sorted_votes_as::<u128>(landmarks, &WIDE),
+            Some(layout) => self.sorted_votes_as::<u64>(landmarks, &layout, only),
+            None => self.sorted_votes_as::<u128>(landmarks, &WIDE, only),
         }
     }
 
@@ -557,9 +577,10 @@ impl Matcher {
         &self,
         landmarks: &[Landmark],
         layout: &KeyLayout,
+        only: Option<&[u32]>,
     ) -> Result<(Vec<Vote>, TrackPostings)> {
         // Sorted as one number each: a sort of plain integers, not of tuples.
-        let mut keys: Vec<K> = self.votes(landmarks, layout)?;
+        let mut keys: Vec<K> = self.votes(landmarks, layout, only)?;
         K::sort(&mut keys, layout);
         let mut per_track: TrackPostings = HashMap::new();
         for run in keys.chunk_by(|a, b| a.track(layout) == b.track(layout)) {
@@ -748,7 +769,34 @@ impl Matcher {
     /// the warp search tries many): each is one more chance for a chance
     /// match, and the rule counts them.
     pub fn identify(&self, landmarks: &[Landmark], top: usize, looks: f64) -> Result<Outcome> {
-        let (votes, postings) = self.sorted_votes(landmarks)?;
+        self.identify_among(landmarks, None, top, looks)
+    }
+
+    /// [`Matcher::identify`] with only the votes for `tracks`: the answer
+    /// a full look gives among them (their scores, repeats and chance
+    /// figures are counted as by a full look), without the votes for every
+    /// other track to sort and count. The chance figures still count every
+    /// offset of the library (the rule does not know that the tracks were
+    /// chosen by a look at the same clip: the caller's look must clear the
+    /// rule itself).
+    pub fn identify_in(
+        &self,
+        landmarks: &[Landmark],
+        tracks: &[u32],
+        top: usize,
+        looks: f64,
+    ) -> Result<Outcome> {
+        self.identify_among(landmarks, Some(tracks), top, looks)
+    }
+
+    fn identify_among(
+        &self,
+        landmarks: &[Landmark],
+        only: Option<&[u32]>,
+        top: usize,
+        looks: f64,
+    ) -> Result<Outcome> {
+        let (votes, postings) = self.sorted_votes_of(landmarks, only)?;
         let d = &self.params.decision;
         let (min_votes, min_windows) = (d.min_votes, self.params.min_windows);
         // Without runner-ups asked for, a track can only be named, or be
@@ -869,6 +917,7 @@ impl Matcher {
                 tempo: 1.0,
                 pitch_semitones: 0.0,
                 heard_frames: heard(&votes, *track, best.offset),
+                track: *track,
             };
             if rank == 0 {
                 outcome.best = Some(m);

@@ -53,6 +53,11 @@ pub struct Params {
     /// Distinct windows the votes must cover: chance agreements (one shared
     /// chord) cluster in time, a real match runs through the clip. Default 3.
     pub min_windows: u32,
+    /// The first look at a clip, with few landmarks per peak, that names
+    /// clips heard clearly at a fraction of a full look's cost (query side
+    /// only: changing it never needs a rebuild).
+    #[serde(default)]
+    pub glance: GlanceParams,
     /// The search for clips played faster, slower or transposed (query side
     /// only: changing it never needs a rebuild).
     #[serde(default)]
@@ -99,6 +104,33 @@ impl Default for DecisionParams {
             dispersion: 1.5,
             confidence_half_chance: 0.1,
             confidence_slope: 0.3,
+        }
+    }
+}
+
+/// The glance (`glance`): the straight look at a clip with the landmarks of
+/// a few targets per peak. It names a clip only when chance all but never
+/// gives its answer; every other clip is looked at in full as before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlanceParams {
+    /// Glance first at all. Default true.
+    pub enabled: bool,
+    /// Landmarks per anchor peak (the query's nearest targets). Default 4,
+    /// as the warp search's probes.
+    pub fan_out: usize,
+    /// The glance names its answer only when the expected number of chance
+    /// answers as strong is at most this (the decision rule's `max_chance`
+    /// is 3e-5). Default 1e-6, as `warp.stop_max_chance`. Query side.
+    pub max_chance: f64,
+}
+
+impl Default for GlanceParams {
+    fn default() -> GlanceParams {
+        GlanceParams {
+            enabled: true,
+            fan_out: 4,
+            max_chance: 1e-6,
         }
     }
 }
@@ -235,6 +267,7 @@ impl Default for Params {
             min_votes: None,
             vote_window_frames: 31,
             min_windows: 3,
+            glance: GlanceParams::default(),
             warp: WarpParams::default(),
             close_look: CloseLookParams::default(),
             decision: DecisionParams::default(),
@@ -311,7 +344,11 @@ impl Params {
         if self.vote_window_frames == 0 {
             return Err("vote_window_frames must be >= 1".into());
         }
-        if self.index_fan_out == 0 || self.query_fan_out == 0 || self.warp.probe_fan_out == 0 {
+        if self.index_fan_out == 0
+            || self.query_fan_out == 0
+            || self.warp.probe_fan_out == 0
+            || self.glance.fan_out == 0
+        {
             return Err("fan-outs must be >= 1".into());
         }
         let w = &self.warp;
@@ -330,6 +367,9 @@ impl Params {
         }
         if w.full_max_chance.is_nan() || w.full_max_chance < 0.0 {
             return Err("warp: full_max_chance must be >= 0".into());
+        }
+        if self.glance.max_chance.is_nan() || self.glance.max_chance < 0.0 {
+            return Err("glance: max_chance must be >= 0".into());
         }
         let c = &self.close_look;
         if c.probe_max_chance.is_nan() || c.probe_max_chance < 0.0 {
@@ -353,6 +393,7 @@ impl Params {
     /// the stored fingerprints: the query-side searches are left out.
     pub fn digest(&self) -> u64 {
         let stored = Params {
+            glance: GlanceParams::default(),
             warp: WarpParams::default(),
             close_look: CloseLookParams::default(),
             decision: DecisionParams::default(),
@@ -389,6 +430,7 @@ mod tests {
     fn query_side_searches_leave_the_digest_alone() {
         let mut p = Params::default();
         p.warp.max_speed = 0.04;
+        p.glance.fan_out = 6;
         p.close_look.enabled = false;
         p.close_look.radius_bins = 2;
         p.decision.max_chance = 0.5;

@@ -1817,6 +1817,45 @@ fn music_under_speech_is_found_by_the_close_look() {
     );
 }
 
+/// The glance (a first look with 4 targets per peak, whose tracks are then
+/// counted with every landmark) changes no answer: every fixture clip has
+/// the same answer, score, repeats, chance and alternatives with it as
+/// without it (`src/glance.rs` tests that it names clips at all).
+#[test]
+fn the_glance_changes_no_answer() {
+    let tmp = TempDir::new().expect("tempdir");
+    let mut without = ostid::params::Params::default();
+    without.glance.enabled = false;
+    let params = tmp.path().join("params.json");
+    std::fs::write(&params, serde_json::to_string(&without).expect("json")).expect("write");
+    let plain = tmp.path().join("plain");
+    ostid(&plain)
+        .args(["index", "--params"])
+        .arg(&params)
+        .arg(fixtures().join("library"))
+        .assert()
+        .code(0);
+    let (_keep, db) = indexed();
+    let queries: Vec<PathBuf> = known_queries().into_iter().map(|q| q.0).collect();
+    let answers = |db: &Path| {
+        let out = ostid(db)
+            .args(["match", "--json"])
+            .args(&queries)
+            .output()
+            .expect("run");
+        json_lines(&out)
+            .into_iter()
+            .map(|l| (l.best, l.alternatives))
+            .collect::<Vec<_>>()
+    };
+    let (glanced, full) = (answers(&db), answers(&plain));
+    assert_eq!(glanced.len(), queries.len());
+    assert!(full.iter().all(|(best, _)| best.is_some()));
+    for ((q, g), f) in queries.iter().zip(&glanced).zip(&full) {
+        assert_eq!(g, f, "{}", q.display());
+    }
+}
+
 /// Pink-ish noise (white noise through a leaky integrator), seeded.
 fn noise(seconds: f32, seed: u64) -> Vec<f32> {
     let mut x = seed | 1;

@@ -13,6 +13,7 @@ use super::{exit_on_interrupt, pool, requested_params, MatchConfig, Status};
 use crate::closelook;
 use crate::decode::{self, DecodeError, Flow, Source};
 use crate::fingerprint::{Fingerprinter, Role};
+use crate::glance;
 use crate::hash::Landmark;
 use crate::matcher::{Matcher, Outcome};
 use crate::output::{self, ClipResult};
@@ -116,12 +117,17 @@ fn identify_clip(matcher: &Matcher, query: &str, params: &Params, top: usize) ->
     }
 }
 
-/// The straight look, then for a clip it cannot name the warp search, then
+/// A glance, then the straight look, then for a clip it cannot name the warp search, then
 /// the close look. The warp search goes first: a transposed clip has many
 /// smeared peaks, and the close look at it unwarped can gather enough
 /// chance votes for another track (measured: pitch -1 10 s 97 % -> 90 %
 /// with the close look first).
 fn look(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
+    if let Some(o) = glance::identify(matcher, &p.landmarks, top)? {
+        // Named at a glance: a tempo change still shows as drift, and is
+        // re-timed as after a straight look.
+        return warp::identify(matcher, &p.samples, o, top);
+    }
     let straight = matcher.identify(&p.landmarks, top, 1.0)?;
     let named = straight.best.is_some();
     let o = warp::identify(matcher, &p.samples, straight, top)?;

@@ -14,6 +14,7 @@ use crate::closelook;
 use crate::cueformats;
 use crate::cuesheet::{CueRules, CueSheet, Hit, Segment};
 use crate::decode::{self, Flow, Source};
+use crate::glance;
 use crate::matcher::{Matcher, Outcome};
 use crate::output::{self, ScanFormat};
 use crate::store::{Access, Store};
@@ -39,6 +40,9 @@ impl Looker {
     fn look(&mut self, samples: &[f32], start_s: f64) -> Result<Outcome> {
         let params = self.matcher.params().clone();
         let lms = warp::landmarks(&params, samples, Warp::NONE);
+        if let Some(o) = glance::identify(&self.matcher, &lms, 1)? {
+            return Ok(o);
+        }
         let straight = self.matcher.identify(&lms, 1, 1.0)?;
         if straight.best.is_some() {
             return Ok(straight);

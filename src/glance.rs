@@ -1,0 +1,147 @@
+//! A glance: the first look at a clip, with few landmarks per peak.
+//!
+//! A look costs a vote per posting of each of its hashes, and the postings
+//! of a hash grow with the library (at 1,000 h a query hash has ~50). A
+//! clip heard clearly has votes to spare: the warp search's probes tell
+//! warps apart with 4 landmarks per peak where a full look makes 24. The
+//! glance looks at the clip as it is with that few landmarks (a sixth of
+//! the votes to collect) and trusts what it sees only when chance all but
+//! never gives an answer as strong (`glance.max_chance`, 30 times below
+//! the decision rule's) with the votes that spare a clip the warp search
+//! (`warp.skip_votes`). The tracks it names are then counted with every
+//! landmark, as a full look counts them ([`Matcher::identify_in`]): the
+//! same score, repeats of looping music and chance figure, named by the
+//! same rule, without sorting the votes for every other track. Every other
+//! clip has the full look as before.
+
+use anyhow::Result;
+
+use crate::hash::{self, Landmark};
+use crate::matcher::{Matcher, Outcome};
+
+/// The glance's answer for a clip of straight-look `landmarks`, if it
+/// names one. Never with runner-ups asked for (`top` > 1): of those a
+/// glance sees too few votes.
+pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result<Option<Outcome>> {
+    let p = matcher.params();
+    let g = &p.glance;
+    if !g.enabled || top > 1 || g.fan_out >= p.query_fan_out {
+        return Ok(None);
+    }
+    let o = matcher.identify(&hash::thinned(landmarks, g.fan_out), top, 1.0)?;
+    let bar = g.max_chance.min(p.decision.max_chance);
+    let Some(best) = o
+        .best
+        .as_ref()
+        .filter(|m| m.chance <= bar && m.score >= p.warp.skip_votes)
+    else {
+        return Ok(None);
+    };
+    let tracks: Vec<u32> = std::iter::once(best)
+        .chain(&o.alternatives)
+        .map(|m| m.track)
+        .collect();
+    let full = matcher.identify_in(landmarks, &tracks, top, 1.0)?;
+    Ok(full.best.is_some().then_some(full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::{Fingerprinter, Role};
+    use crate::params::Params;
+    use crate::store::{Access, NewTrack, Store, TrackRecord};
+
+    /// Seconds of tone bursts at pseudo-random pitches, a new chord every
+    /// 50 ms: peaks everywhere, unlike any other seed's.
+    fn bursts(seconds: f32, seed: u64, rate: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let step = (rate / 20) as usize;
+        let n = (seconds * rate as f32) as usize;
+        let mut out = vec![0.0f32; n];
+        for start in (0..n).step_by(step) {
+            for _ in 0..3 {
+                let hz = 200.0 + (next() % 3000) as f32;
+                for (i, s) in out[start..(start + step).min(n)].iter_mut().enumerate() {
+                    *s += 0.2 * (std::f32::consts::TAU * hz * i as f32 / rate as f32).sin();
+                }
+            }
+        }
+        out
+    }
+
+    fn landmarks(p: &Params, samples: &[f32], role: Role) -> Vec<Landmark> {
+        let mut f = Fingerprinter::new(p, role);
+        let mut out = Vec::new();
+        f.push(samples, &mut |l| out.push(l));
+        f.finish(&mut |l| out.push(l));
+        out
+    }
+
+    #[test]
+    fn a_glance_names_what_the_full_look_names_and_nothing_else() {
+        let p = Params::default();
+        let rate = p.sample_rate_hz;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, Some(&p)).unwrap();
+        let tracks: Vec<Vec<f32>> = (0..4).map(|n| bursts(40.0, n, rate)).collect();
+        let new = tracks
+            .iter()
+            .enumerate()
+            .map(|(n, samples)| {
+                let path = format!("/music/{n}.flac");
+                NewTrack {
+                    record: TrackRecord {
+                        id: 0,
+                        path: path.clone(),
+                        path_bytes: None,
+                        size: 1,
+                        mtime_ns: 0,
+                        title: format!("t{n}"),
+                        work: "w".into(),
+                        composer: None,
+                        track_number: None,
+                        duration_s: samples.len() as f64 / rate as f64,
+                        damaged: None,
+                        landmarks: 0,
+                        segment: 0,
+                        slot: 0,
+                        head_hash: None,
+                    },
+                    path_key: path.into_bytes(),
+                    landmarks: landmarks(&p, samples, Role::Index),
+                }
+            })
+            .collect();
+        store.commit(new, &[]).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), Access::Read, None).unwrap();
+        let matcher = Matcher::new(store).unwrap();
+
+        // 10 s of track 2 from 12 s: named at a glance, as the full look names it.
+        let start = 12 * rate as usize;
+        let clip = &tracks[2][start..start + 10 * rate as usize];
+        let lms = landmarks(&p, clip, Role::Query);
+        let glanced = identify(&matcher, &lms, 1)
+            .unwrap()
+            .expect("named at a glance");
+        let full = matcher.identify(&lms, 1, 1.0).unwrap();
+        let (g, f) = (glanced.best.unwrap(), full.best.unwrap());
+        assert_eq!(g.title, "t2");
+        assert!((g.offset_s - 12.0).abs() < 0.05, "offset {}", g.offset_s);
+        assert_eq!(g, f);
+        assert_eq!(glanced.alternatives, full.alternatives);
+        // Runner-ups asked for: no glance.
+        assert!(identify(&matcher, &lms, 2).unwrap().is_none());
+        // Music that is not in the index: no glance, and no answer.
+        let other = landmarks(&p, &bursts(10.0, 99, rate), Role::Query);
+        assert!(identify(&matcher, &other, 1).unwrap().is_none());
+        assert!(matcher.identify(&other, 1, 1.0).unwrap().best.is_none());
+    }
+}
