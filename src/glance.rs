@@ -28,7 +28,9 @@ pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result
     if !g.enabled || top > 1 || g.fan_out >= p.query_fan_out {
         return Ok(None);
     }
-    let o = matcher.identify(&hash::thinned(landmarks, g.fan_out), top, 1.0)?;
+    // Versions score close to the answer in full, less close in a glance:
+    // any within a quarter are counted in full too.
+    let o = matcher.identify_near(&hash::thinned(landmarks, g.fan_out), 1.0, 4)?;
     let bar = g.max_chance.min(p.decision.max_chance);
     let Some(best) = o
         .best

@@ -769,7 +769,15 @@ impl Matcher {
     /// the warp search tries many): each is one more chance for a chance
     /// match, and the rule counts them.
     pub fn identify(&self, landmarks: &[Landmark], top: usize, looks: f64) -> Result<Outcome> {
-        self.identify_among(landmarks, None, top, looks)
+        self.identify_among(landmarks, None, top, looks, 2)
+    }
+
+    /// [`Matcher::identify`] (one answer wanted) with every track that
+    /// passes the rule and scores at least `1 / near` of the answer as an
+    /// alternative (`identify` takes half): the tracks a look with fewer
+    /// landmarks, and so noisier scores, cannot yet tell from copies.
+    pub fn identify_near(&self, landmarks: &[Landmark], looks: f64, near: u32) -> Result<Outcome> {
+        self.identify_among(landmarks, None, 1, looks, near)
     }
 
     /// [`Matcher::identify`] with only the votes for `tracks`: the answer
@@ -786,7 +794,7 @@ impl Matcher {
         top: usize,
         looks: f64,
     ) -> Result<Outcome> {
-        self.identify_among(landmarks, Some(tracks), top, looks)
+        self.identify_among(landmarks, Some(tracks), top, looks, 2)
     }
 
     fn identify_among(
@@ -795,6 +803,7 @@ impl Matcher {
         only: Option<&[u32]>,
         top: usize,
         looks: f64,
+        near: u32,
     ) -> Result<Outcome> {
         let (votes, postings) = self.sorted_votes_of(landmarks, only)?;
         let d = &self.params.decision;
@@ -842,12 +851,13 @@ impl Matcher {
         for (rank, (track, cands, chance)) in ranked.iter().enumerate() {
             let best = cands[0];
             // Alternatives named without --top are copies and versions: they
-            // pass the rule too and score close to the answer.
+            // pass the rule too and score close to the answer (half, unless
+            // `near` says otherwise).
             let above = strong(*chance)
                 && outcome
                     .best
                     .as_ref()
-                    .is_none_or(|b| best.score * 2 >= b.score);
+                    .is_none_or(|b| best.score * near >= b.score);
             if rank == 0 && !above {
                 break;
             }

@@ -109,8 +109,9 @@ impl Default for DecisionParams {
 }
 
 /// The glance (`glance`): the straight look at a clip with the landmarks of
-/// a few targets per peak. It names a clip only when chance all but never
-/// gives its answer; every other clip is looked at in full as before.
+/// a few targets per peak. When chance all but never gives its answer, the
+/// tracks it names are counted with every landmark (the full look's
+/// answer among them); every other clip is looked at in full as before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GlanceParams {
@@ -119,8 +120,8 @@ pub struct GlanceParams {
     /// Landmarks per anchor peak (the query's nearest targets). Default 4,
     /// as the warp search's probes.
     pub fan_out: usize,
-    /// The glance names its answer only when the expected number of chance
-    /// answers as strong is at most this (the decision rule's `max_chance`
+    /// The glance's tracks are counted in full only when the expected
+    /// number of chance answers as strong as its answer is at most this (the decision rule's `max_chance`
     /// is 3e-5). Default 1e-6, as `warp.stop_max_chance`. Query side.
     pub max_chance: f64,
 }
