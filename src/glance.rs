@@ -19,9 +19,9 @@ use anyhow::Result;
 use crate::hash::{self, Landmark};
 use crate::matcher::{Matcher, Outcome};
 
-/// The glance's answer for a clip of straight-look `landmarks`, if it
-/// names one. Never with runner-ups asked for (`top` > 1): of those a
-/// glance sees too few votes.
+/// For a clip of straight-look `landmarks`: the full look's answer among
+/// the tracks a glance names, if it names one strongly enough. Never with
+/// runner-ups asked for (`top` > 1): of those a glance sees too few votes.
 pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result<Option<Outcome>> {
     let p = matcher.params();
     let g = &p.glance;

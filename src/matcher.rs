@@ -797,6 +797,8 @@ impl Matcher {
         self.identify_among(landmarks, Some(tracks), top, looks, 2)
     }
 
+    /// The look behind the three above: votes of `only` the tracks given
+    /// (all if `None`), alternatives within `1 / near` of the answer.
     fn identify_among(
         &self,
         landmarks: &[Landmark],

@@ -117,11 +117,11 @@ fn identify_clip(matcher: &Matcher, query: &str, params: &Params, top: usize) ->
     }
 }
 
-/// A glance, then the straight look, then for a clip it cannot name the warp search, then
-/// the close look. The warp search goes first: a transposed clip has many
-/// smeared peaks, and the close look at it unwarped can gather enough
-/// chance votes for another track (measured: pitch -1 10 s 97 % -> 90 %
-/// with the close look first).
+/// A glance, then the straight look, then for a clip it cannot name the
+/// warp search, then the close look. The warp search goes first: a
+/// transposed clip has many smeared peaks, and the close look at it
+/// unwarped can gather enough chance votes for another track (measured:
+/// pitch -1 10 s 97 % -> 90 % with the close look first).
 fn look(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
     if let Some(o) = glance::identify(matcher, &p.landmarks, top)? {
         // Named at a glance: a tempo change still shows as drift, and is
