@@ -52,7 +52,7 @@ mod tests {
     use super::*;
     use crate::fingerprint::{Fingerprinter, Role};
     use crate::params::Params;
-    use crate::store::{Access, NewTrack, Store, TrackRecord};
+    use crate::store::{test_track, Access, Store};
 
     /// Seconds of tone bursts at pseudo-random pitches, a new chord every
     /// 50 ms: peaks everywhere, unlike any other seed's.
@@ -95,30 +95,10 @@ mod tests {
         let tracks: Vec<Vec<f32>> = (0..4).map(|n| bursts(40.0, n, rate)).collect();
         let new = tracks
             .iter()
-            .enumerate()
-            .map(|(n, samples)| {
-                let path = format!("/music/{n}.flac");
-                NewTrack {
-                    record: TrackRecord {
-                        id: 0,
-                        path: path.clone(),
-                        path_bytes: None,
-                        size: 1,
-                        mtime_ns: 0,
-                        title: format!("t{n}"),
-                        work: "w".into(),
-                        composer: None,
-                        track_number: None,
-                        duration_s: samples.len() as f64 / rate as f64,
-                        damaged: None,
-                        landmarks: 0,
-                        segment: 0,
-                        slot: 0,
-                        head_hash: None,
-                    },
-                    path_key: path.into_bytes(),
-                    landmarks: landmarks(&p, samples, Role::Index),
-                }
+            .zip(0..)
+            .map(|(samples, n)| {
+                let duration_s = samples.len() as f64 / rate as f64;
+                test_track(n, duration_s, landmarks(&p, samples, Role::Index))
             })
             .collect();
         store.commit(new, &[]).unwrap();

@@ -919,38 +919,45 @@ fn level(postings: u64) -> u32 {
     level
 }
 
+/// A new track `/music/N.flac` titled `tN`, for tests.
+#[cfg(test)]
+pub(crate) fn test_track(n: u32, duration_s: f64, landmarks: Vec<Landmark>) -> NewTrack {
+    let path = format!("/music/{n}.flac");
+    NewTrack {
+        record: TrackRecord {
+            id: 0,
+            path: path.clone(),
+            path_bytes: None,
+            size: 1,
+            mtime_ns: 0,
+            title: format!("t{n}"),
+            work: "w".into(),
+            composer: None,
+            track_number: None,
+            duration_s,
+            damaged: None,
+            landmarks: 0,
+            segment: 0,
+            slot: 0,
+            head_hash: None,
+        },
+        path_key: path.into_bytes(),
+        landmarks,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn new_track(n: u32, duration_s: f64) -> NewTrack {
-        let path = format!("/music/{n}.flac");
-        NewTrack {
-            record: TrackRecord {
-                id: 0,
-                path: path.clone(),
-                path_bytes: None,
-                size: 1,
-                mtime_ns: 0,
-                title: format!("t{n}"),
-                work: "w".into(),
-                composer: None,
-                track_number: None,
-                duration_s,
-                damaged: None,
-                landmarks: 0,
-                segment: 0,
-                slot: 0,
-                head_hash: None,
-            },
-            path_key: path.into_bytes(),
-            landmarks: (0..20)
-                .map(|i| Landmark {
-                    hash: (n * 97 + i * 13) & crate::hash::HASH_MASK,
-                    frame: i * 3,
-                })
-                .collect(),
-        }
+        let landmarks = (0..20)
+            .map(|i| Landmark {
+                hash: (n * 97 + i * 13) & crate::hash::HASH_MASK,
+                frame: i * 3,
+            })
+            .collect();
+        test_track(n, duration_s, landmarks)
     }
 
     /// Durations of every live slot, as the parts give them and as the

@@ -70,6 +70,18 @@ fn known_queries() -> Vec<(PathBuf, String, Vec<f64>)> {
     out
 }
 
+/// An index of `lib` at `db` built with `params` (written beside it).
+fn indexed_with(params: &ostid::params::Params, lib: &Path, db: &Path) {
+    let file = db.with_extension("params.json");
+    std::fs::write(&file, serde_json::to_string(params).expect("json")).expect("write");
+    ostid(db)
+        .args(["index", "--params"])
+        .arg(&file)
+        .arg(lib)
+        .assert()
+        .code(0);
+}
+
 fn json_lines(out: &Output) -> Vec<MatchLine> {
     String::from_utf8(out.stdout.clone())
         .expect("utf8")
@@ -1783,15 +1795,8 @@ fn music_under_speech_is_found_by_the_close_look() {
     // Without the close look (recorded in the index's parameters): no match.
     let mut without = ostid::params::Params::default();
     without.close_look.enabled = false;
-    let params = tmp.path().join("params.json");
-    std::fs::write(&params, serde_json::to_string(&without).expect("json")).expect("write");
     let plain = tmp.path().join("plain");
-    ostid(&plain)
-        .args(["index", "--params"])
-        .arg(&params)
-        .arg(&lib)
-        .assert()
-        .code(0);
+    indexed_with(&without, &lib, &plain);
     ostid(&plain)
         .args(["match", "--json"])
         .arg(&clip)
@@ -1826,15 +1831,8 @@ fn the_glance_changes_no_answer() {
     let tmp = TempDir::new().expect("tempdir");
     let mut without = ostid::params::Params::default();
     without.glance.enabled = false;
-    let params = tmp.path().join("params.json");
-    std::fs::write(&params, serde_json::to_string(&without).expect("json")).expect("write");
     let plain = tmp.path().join("plain");
-    ostid(&plain)
-        .args(["index", "--params"])
-        .arg(&params)
-        .arg(fixtures().join("library"))
-        .assert()
-        .code(0);
+    indexed_with(&without, &fixtures().join("library"), &plain);
     let (_keep, db) = indexed();
     let queries: Vec<PathBuf> = known_queries().into_iter().map(|q| q.0).collect();
     let answers = |db: &Path| {
