@@ -439,9 +439,14 @@ impl Segment {
     pub fn prefetch_postings(&self, hash: u32) {
         let block = (hash >> self.low_bits) as usize;
         if block < self.blocks && !self.read_lookups {
+            // Every line of the block: the search within it goes to two
+            // or three of them, one after another.
             let (a, b) = (self.dir(block), self.dir(block + 1));
-            let mid = a + (b.saturating_sub(a)) / 2;
-            prefetch(&self.map[self.data_at + (mid * self.width as u64 / 8) as usize]);
+            let first = self.data_at + (a * self.width as u64 / 8) as usize;
+            let end = self.data_at + (b.max(a) * self.width as u64).div_ceil(8) as usize;
+            for at in (first..end.min(first + MAX_PREFETCH_BYTES)).step_by(64) {
+                prefetch(&self.map[at]);
+            }
         }
     }
 
@@ -602,6 +607,9 @@ impl Segment {
         Ok(())
     }
 }
+
+/// The most bytes of one block [`Segment::prefetch_postings`] asks for.
+const MAX_PREFETCH_BYTES: usize = 512;
 
 /// A hint to the CPU that `byte`'s cache line is needed soon.
 #[inline(always)]
