@@ -31,16 +31,17 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     let close = Params {
         query_radius_bins: c.radius_bins,
         query_radius_frames: c.radius_frames,
-        query_fan_out: c.fan_out.max(warp::probe_fan_out(params, samples.len())),
+        query_fan_out: c.fan_out.max(warp::refine_fan_out(params, samples.len())),
         ..params.clone()
     };
     let lms = warp::landmarks(&close, samples, Warp::NONE);
-    // A probe first, with as few landmarks per peak as the warp search's:
+    // A probe first, with as few landmarks per peak as the warp search's
+    // finer probes:
     // where it looks like chance, the full look names nothing. Judged per
     // clip: `scan` counts each look many times over, and its full looks
     // must be stronger still.
     let probe = matcher.probe(
-        &hash::thinned(&lms, warp::probe_fan_out(params, samples.len())),
+        &hash::thinned(&lms, warp::refine_fan_out(params, samples.len())),
         LOOKS,
     )?;
     if probe.chance / matcher.looks_factor() > c.probe_max_chance {

@@ -200,8 +200,13 @@ pub struct WarpParams {
     pub freq_step: f64,
     /// Grid step for tempo alone (frame gaps tolerate more). Default 0.02.
     pub tempo_step: f64,
-    /// Landmarks per anchor peak in the first pass (a cheap probe). Default 4.
+    /// Landmarks per anchor peak in the first pass (a cheap probe of every
+    /// grid point), for a 10 s clip (more for shorter ones). Default 4.
     pub probe_fan_out: usize,
+    /// Landmarks per anchor peak of the finer probes around the best
+    /// first-pass points (and of the close look's probe), for a 10 s clip.
+    /// Default 4.
+    pub refine_fan_out: usize,
     /// First-pass candidates refined with full queries. Default 2.
     pub refine: usize,
     /// A first-pass point whose chance is at most this ends the first pass
@@ -233,6 +238,7 @@ impl Default for WarpParams {
             freq_step: 0.0075,
             tempo_step: 0.02,
             probe_fan_out: 4,
+            refine_fan_out: 4,
             refine: 2,
             stop_max_chance: 1e-6,
             full_max_chance: 10.0,
@@ -348,6 +354,7 @@ impl Params {
         if self.index_fan_out == 0
             || self.query_fan_out == 0
             || self.warp.probe_fan_out == 0
+            || self.warp.refine_fan_out == 0
             || self.glance.fan_out == 0
         {
             return Err("fan-outs must be >= 1".into());

@@ -230,13 +230,20 @@ impl Pairs {
     /// grid: up to `fan_out` targets per anchor that stay in the target
     /// zone and the band.
     pub fn landmarks(&self, warp: Warp) -> Vec<Landmark> {
+        self.landmarks_with(warp, self.fan_out)
+    }
+
+    /// [`Pairs::landmarks`] with up to `fan_out` targets per anchor (at
+    /// most the fan-out the pairs were made for).
+    pub fn landmarks_with(&self, warp: Warp, fan_out: usize) -> Vec<Landmark> {
+        let fan_out = fan_out.min(self.fan_out);
         // A frame of the clip centred at frame `i` is centred at `tempo * i
         // + shift` of the original's (its FFT is `1 / pitch` as long).
         let shift = warp.tempo * self.half_frame * (1.0 - 1.0 / warp.pitch);
         let (tempo, inv_pitch) = (warp.tempo as f32, (1.0 / warp.pitch) as f32);
         let shift = shift as f32;
         let in_band = |b: i64| (self.first_bin..self.end_bin).contains(&b);
-        let mut out = Vec::with_capacity(self.anchors.len() * self.fan_out);
+        let mut out = Vec::with_capacity(self.anchors.len() * fan_out);
         for group in self.anchors.windows(2) {
             let mut taken = 0;
             for &[fa, ta, fp, tp] in &self.pairs[group[0]..group[1]] {
@@ -258,7 +265,7 @@ impl Pairs {
                     frame: t1 as u32,
                 });
                 taken += 1;
-                if taken == self.fan_out {
+                if taken == fan_out {
                     break;
                 }
             }
@@ -285,29 +292,59 @@ fn round(x: f32) -> i64 {
 /// (tuning half: speed -8 % 3 s 94 % -> 86 %).
 const PROBE_FULL_LENGTH_S: f64 = 10.0;
 
-/// Landmarks per anchor peak of a probe of `samples` samples.
+/// Landmarks per anchor peak of a first-pass probe of `samples` samples.
 pub fn probe_fan_out(params: &Params, samples: usize) -> usize {
-    let w = &params.warp;
-    let seconds = samples as f64 / params.sample_rate_hz as f64;
-    let scaled = (w.probe_fan_out as f64 * PROBE_FULL_LENGTH_S / seconds.max(0.1)).ceil();
-    (scaled as usize).clamp(w.probe_fan_out, params.query_fan_out.max(w.probe_fan_out))
+    scaled_fan_out(params, params.warp.probe_fan_out, samples)
 }
 
-/// A clip in the search: its pairs for probes, and at the full fan-out
-/// (made for the first full query; most clips never need them).
+/// Landmarks per anchor peak of a finer probe of `samples` samples (around
+/// the best first-pass points, and the close look's probe).
+pub fn refine_fan_out(params: &Params, samples: usize) -> usize {
+    scaled_fan_out(params, params.warp.refine_fan_out, samples)
+}
+
+/// `fan_out` for a 10 s clip, scaled for shorter ones.
+fn scaled_fan_out(params: &Params, fan_out: usize, samples: usize) -> usize {
+    let seconds = samples as f64 / params.sample_rate_hz as f64;
+    let scaled = (fan_out as f64 * PROBE_FULL_LENGTH_S / seconds.max(0.1)).ceil();
+    (scaled as usize).clamp(fan_out, params.query_fan_out.max(fan_out))
+}
+
+/// A clip in the search: its pairs for probes (at the larger of the two
+/// probe fan-outs), and at the full fan-out (made for the first full
+/// query; most clips never need them).
 struct Clip<'a> {
     samples: &'a [f32],
     pairs: Pairs,
+    /// Landmarks per anchor of a first-pass probe and of a finer one.
+    first: usize,
+    fine: usize,
     full: OnceCell<Pairs>,
 }
 
 impl Clip<'_> {
     fn new<'a>(params: &Params, samples: &'a [f32]) -> Clip<'a> {
+        let first = probe_fan_out(params, samples.len());
+        let fine = refine_fan_out(params, samples.len());
         Clip {
             samples,
-            pairs: Pairs::new(params, samples, probe_fan_out(params, samples.len())),
+            pairs: Pairs::new(params, samples, first.max(fine)),
+            first,
+            fine,
             full: OnceCell::new(),
         }
+    }
+
+    /// A first-pass probe at `change`.
+    fn probe(&self, matcher: &Matcher, params: &Params, change: Change) -> Result<Probe> {
+        let lms = self.pairs.landmarks_with(change.warp(), self.first);
+        matcher.probe(&lms, looks(params))
+    }
+
+    /// A finer probe at `change`.
+    fn fine_probe(&self, matcher: &Matcher, params: &Params, change: Change) -> Result<Probe> {
+        let lms = self.pairs.landmarks_with(change.warp(), self.fine);
+        matcher.probe(&lms, looks(params))
     }
 }
 
@@ -333,7 +370,7 @@ pub fn identify(
         }
         let change = Change::Tempo(1.0 + straight.drift);
         let clip = Clip::new(&params, samples);
-        let centre = matcher.probe(&clip.pairs.landmarks(change.warp()), looks(&params))?;
+        let centre = clip.fine_probe(matcher, &params, change)?;
         return Ok(refine(matcher, &params, &clip, change, centre, top)?
             .filter(|(_, _, score)| *score > straight_score)
             .map_or(straight, |(o, c, _)| labelled(o, c)));
@@ -352,7 +389,7 @@ pub fn identify(
         if distance > last_distance + 1e-9 {
             break;
         }
-        let probe = matcher.probe(&clip.pairs.landmarks(change.warp()), looks(&params))?;
+        let probe = clip.probe(matcher, &params, change)?;
         if probe.chance <= w.stop_max_chance && last_distance.is_infinite() {
             last_distance = distance + w.freq_step.max(w.tempo_step);
         }
@@ -364,7 +401,13 @@ pub fn identify(
     // the best of each.
     let mut best: Option<(Outcome, Change, u32)> = None;
     for &(probe, change) in probed.iter().take(w.refine) {
-        if let Some(found) = refine(matcher, &params, &clip, change, probe, top)? {
+        // The finer probes are compared with their centre seen as they are.
+        let centre = if clip.fine == clip.first {
+            probe
+        } else {
+            clip.fine_probe(matcher, &params, change)?
+        };
+        if let Some(found) = refine(matcher, &params, &clip, change, centre, top)? {
             if best.as_ref().is_none_or(|b| found.2 > b.2) {
                 best = Some(found);
             }
@@ -406,7 +449,7 @@ fn refine(
             centre.score
         } else {
             let at = change.with_factor(f + (k as f64 - 2.0) * quarter);
-            let probe = matcher.probe(&clip.pairs.landmarks(at.warp()), looks)?;
+            let probe = clip.fine_probe(matcher, params, at)?;
             chance = chance.min(probe.chance);
             probe.score
         };
@@ -576,5 +619,31 @@ mod tests {
             .filter(|l| original.contains(l))
             .count();
         assert!(right * 10 >= warped * 8, "{right} against {warped}");
+    }
+
+    #[test]
+    fn fewer_targets_of_more_pairs_are_the_pairs_of_fewer() {
+        // The search makes a clip's pairs once, for its finer probes, and
+        // takes its first-pass probes from them with fewer targets: what
+        // pairs made for that fan-out alone give (but where a warp moves
+        // more than the spare targets out of the zone).
+        let p = Params::default();
+        let samples = notes(&p, 1.04);
+        let (four, two) = (Pairs::new(&p, &samples, 4), Pairs::new(&p, &samples, 2));
+        for change in [Change::Speed(1.0), Change::Speed(1.04), Change::Pitch(0.97)] {
+            let w = change.warp();
+            assert_eq!(four.landmarks_with(w, 4), four.landmarks(w));
+            assert_eq!(four.landmarks_with(w, 9), four.landmarks(w), "capped at 4");
+            let (taken, own) = (four.landmarks_with(w, 2), two.landmarks(w));
+            assert!(own.len() > 100, "{} landmarks", own.len());
+            let own_set: std::collections::HashSet<_> = own.iter().collect();
+            let same = taken.iter().filter(|l| own_set.contains(l)).count();
+            assert!(
+                same * 100 >= own.len() * 99 && taken.len() * 100 <= own.len() * 101,
+                "{change:?}: {same} shared of {} and {}",
+                taken.len(),
+                own.len()
+            );
+        }
     }
 }
