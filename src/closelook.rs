@@ -36,10 +36,9 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     };
     let lms = warp::landmarks(&close, samples, Warp::NONE);
     // A probe first, with as few landmarks per peak as the warp search's
-    // finer probes:
-    // where it looks like chance, the full look names nothing. Judged per
-    // clip: `scan` counts each look many times over, and its full looks
-    // must be stronger still.
+    // finer probes: where it looks like chance, the full look names
+    // nothing. Judged per clip: `scan` counts each look many times over,
+    // and its full looks must be stronger still.
     let probe = matcher.probe(
         &hash::thinned(&lms, warp::refine_fan_out(params, samples.len())),
         LOOKS,

@@ -335,15 +335,16 @@ impl Clip<'_> {
         }
     }
 
-    /// A first-pass probe at `change`.
-    fn probe(&self, matcher: &Matcher, params: &Params, change: Change) -> Result<Probe> {
-        let lms = self.pairs.landmarks_with(change.warp(), self.first);
-        matcher.probe(&lms, looks(params))
-    }
-
-    /// A finer probe at `change`.
-    fn fine_probe(&self, matcher: &Matcher, params: &Params, change: Change) -> Result<Probe> {
-        let lms = self.pairs.landmarks_with(change.warp(), self.fine);
+    /// A probe at `change` with `fan_out` landmarks per anchor (`first`
+    /// or `fine`).
+    fn probe(
+        &self,
+        matcher: &Matcher,
+        params: &Params,
+        change: Change,
+        fan_out: usize,
+    ) -> Result<Probe> {
+        let lms = self.pairs.landmarks_with(change.warp(), fan_out);
         matcher.probe(&lms, looks(params))
     }
 }
@@ -370,7 +371,7 @@ pub fn identify(
         }
         let change = Change::Tempo(1.0 + straight.drift);
         let clip = Clip::new(&params, samples);
-        let centre = clip.fine_probe(matcher, &params, change)?;
+        let centre = clip.probe(matcher, &params, change, clip.fine)?;
         return Ok(refine(matcher, &params, &clip, change, centre, top)?
             .filter(|(_, _, score)| *score > straight_score)
             .map_or(straight, |(o, c, _)| labelled(o, c)));
@@ -389,7 +390,7 @@ pub fn identify(
         if distance > last_distance + 1e-9 {
             break;
         }
-        let probe = clip.probe(matcher, &params, change)?;
+        let probe = clip.probe(matcher, &params, change, clip.first)?;
         if probe.chance <= w.stop_max_chance && last_distance.is_infinite() {
             last_distance = distance + w.freq_step.max(w.tempo_step);
         }
@@ -405,7 +406,7 @@ pub fn identify(
         let centre = if clip.fine == clip.first {
             probe
         } else {
-            clip.fine_probe(matcher, &params, change)?
+            clip.probe(matcher, &params, change, clip.fine)?
         };
         if let Some(found) = refine(matcher, &params, &clip, change, centre, top)? {
             if best.as_ref().is_none_or(|b| found.2 > b.2) {
@@ -449,7 +450,7 @@ fn refine(
             centre.score
         } else {
             let at = change.with_factor(f + (k as f64 - 2.0) * quarter);
-            let probe = clip.fine_probe(matcher, params, at)?;
+            let probe = clip.probe(matcher, params, at, clip.fine)?;
             chance = chance.min(probe.chance);
             probe.score
         };
