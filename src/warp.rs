@@ -20,7 +20,7 @@ use anyhow::Result;
 use crate::fingerprint::{Fingerprinter, Role};
 use crate::hash::{mix, pack, Landmark, Pairer};
 use crate::matcher::{Matcher, Outcome, Probe};
-use crate::params::Params;
+use crate::params::{Params, WarpParams};
 use crate::peaks::{Peak, PeakPicker};
 use crate::spectrogram::SpectrogramBuilder;
 
@@ -99,13 +99,27 @@ fn line(max: f64, step: f64, make: fn(f64) -> Change) -> impl Iterator<Item = Ch
         .map(move |i| make(1.0 + i as f64 * step))
 }
 
+/// Points of the pitch line: transpositions come in semitones, so the line
+/// steps by an equal fraction of a semitone, the nearest to `freq_step`
+/// that divides `max_pitch_semitones` (1/8 by default: 0.72 %), and the
+/// largest transposition is a point of it (-1 semitone, 0.9439, lay
+/// nearly half a step from both of its neighbours on a grid of equal
+/// factors).
+fn pitch_line(w: &WarpParams) -> impl Iterator<Item = Change> {
+    let step = 12.0 * (1.0 + w.freq_step).log2();
+    let n = (w.max_pitch_semitones / step).round().max(1.0) as i64;
+    let step = w.max_pitch_semitones / n as f64;
+    (-n..=n)
+        .filter(|&i| i != 0)
+        .map(move |i| Change::Pitch(2f64.powf(i as f64 * step / 12.0)))
+}
+
 /// The first-pass grid, nearest to unchanged first.
 pub fn grid(p: &Params) -> Vec<Change> {
     let w = &p.warp;
-    let max_pitch = 2f64.powf(w.max_pitch_semitones / 12.0) - 1.0;
     let mut g: Vec<Change> = line(w.max_speed, w.freq_step, Change::Speed)
         .chain(line(w.max_tempo, w.tempo_step, Change::Tempo))
-        .chain(line(max_pitch, w.freq_step, Change::Pitch))
+        .chain(pitch_line(w))
         .collect();
     g.sort_by(|a, b| {
         (a.factor() - 1.0)
@@ -547,9 +561,20 @@ mod tests {
         let lo = speeds.iter().cloned().fold(f64::MAX, f64::min);
         let hi = speeds.iter().cloned().fold(f64::MIN, f64::max);
         assert!((lo - 0.92).abs() < p.warp.freq_step && (hi - 1.08).abs() < p.warp.freq_step);
-        let pitches = g.iter().filter(|c| matches!(c, Change::Pitch(_))).count();
-        // +-1 semitone is +-5.9 %.
-        assert_eq!(pitches, 2 * (0.0595f64 / p.warp.freq_step).round() as usize);
+        let pitches: Vec<f64> = g
+            .iter()
+            .filter_map(|c| match c {
+                Change::Pitch(f) => Some(*f),
+                _ => None,
+            })
+            .collect();
+        // Every eighth of a semitone (0.72 %, the nearest to the 0.75 %
+        // step) to +-1 semitone exactly.
+        assert_eq!(pitches.len(), 16);
+        for semitone in [-1.0f64, -0.5, 0.125, 1.0] {
+            let f = 2f64.powf(semitone / 12.0);
+            assert!(pitches.iter().any(|p| (p - f).abs() < 1e-12), "{f}");
+        }
     }
 
     /// Chords of three random tones struck every quarter second and dying
