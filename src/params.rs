@@ -196,7 +196,9 @@ pub struct WarpParams {
     /// Largest pitch change alone, semitones. Default 1.0.
     pub max_pitch_semitones: f64,
     /// Grid step of the first pass for changes of frequency (speed, pitch),
-    /// as a fraction. Hashes hold exact bins, so this must be fine. Default 0.0075.
+    /// as a fraction. Hashes hold exact bins, so this must be fine. Default
+    /// 0.0075. The pitch line takes the nearest fraction of a semitone that
+    /// divides `max_pitch_semitones` (1/8 semitone, 0.72 %, by default).
     pub freq_step: f64,
     /// Grid step for tempo alone (frame gaps tolerate more). Default 0.02.
     pub tempo_step: f64,
