@@ -551,23 +551,18 @@ mod tests {
         assert!(g.iter().all(|c| (c.factor() - 1.0).abs() > 1e-9));
         let dist: Vec<f64> = g.iter().map(|c| (c.factor() - 1.0).abs()).collect();
         assert!(dist.windows(2).all(|d| d[0] <= d[1]));
-        let speeds: Vec<f64> = g
-            .iter()
-            .filter_map(|c| match c {
-                Change::Speed(f) => Some(*f),
-                _ => None,
-            })
-            .collect();
+        // The factors of one line's points.
+        let factors = |on_line: fn(&Change) -> bool| -> Vec<f64> {
+            g.iter()
+                .filter(|c| on_line(c))
+                .map(|c| c.factor())
+                .collect()
+        };
+        let speeds = factors(|c| matches!(c, Change::Speed(_)));
         let lo = speeds.iter().cloned().fold(f64::MAX, f64::min);
         let hi = speeds.iter().cloned().fold(f64::MIN, f64::max);
         assert!((lo - 0.92).abs() < p.warp.freq_step && (hi - 1.08).abs() < p.warp.freq_step);
-        let pitches: Vec<f64> = g
-            .iter()
-            .filter_map(|c| match c {
-                Change::Pitch(f) => Some(*f),
-                _ => None,
-            })
-            .collect();
+        let pitches = factors(|c| matches!(c, Change::Pitch(_)));
         // Every eighth of a semitone (0.72 %, the nearest to the 0.75 %
         // step) to +-1 semitone exactly.
         assert_eq!(pitches.len(), 16);
