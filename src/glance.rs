@@ -8,11 +8,12 @@
 //! the votes to collect) and trusts what it sees only when chance all but
 //! never gives an answer as strong (`glance.max_chance`, 30 times below
 //! the decision rule's) with the votes that spare a clip the warp search
-//! (`warp.skip_votes`). The tracks it names are then counted with every
-//! landmark, as a full look counts them ([`Matcher::identify_in`]): the
-//! same score, repeats of looping music and chance figure, named by the
-//! same rule, without sorting the votes for every other track. Every other
-//! clip has the full look as before.
+//! (`warp.skip_votes`). The tracks it names are then counted again with
+//! the landmarks of 8 targets per peak (`glance.recount_fan_out`), as a
+//! look at those landmarks counts them ([`Matcher::identify_in`]): its
+//! score, repeats of looping music and chance figure, named by the same
+//! rule, without sorting the votes for every other track. Every other clip
+//! has the full look as before.
 
 use anyhow::Result;
 
@@ -43,7 +44,16 @@ pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result
         .chain(&o.alternatives)
         .map(|m| m.track)
         .collect();
-    let full = matcher.identify_in(landmarks, &tracks, top, 1.0)?;
+    let full = if g.recount_fan_out < p.query_fan_out {
+        matcher.identify_in(
+            &hash::thinned(landmarks, g.recount_fan_out),
+            &tracks,
+            top,
+            1.0,
+        )?
+    } else {
+        matcher.identify_in(landmarks, &tracks, top, 1.0)?
+    };
     Ok(full.best.is_some().then_some(full))
 }
 
@@ -87,7 +97,7 @@ mod tests {
     }
 
     #[test]
-    fn a_glance_names_what_the_full_look_names_and_nothing_else() {
+    fn a_glance_names_what_a_look_at_its_recount_names_and_nothing_else() {
         let p = Params::default();
         let rate = p.sample_rate_hz;
         let dir = tempfile::tempdir().unwrap();
@@ -113,12 +123,18 @@ mod tests {
         let glanced = identify(&matcher, &lms, 1)
             .unwrap()
             .expect("named at a glance");
-        let full = matcher.identify(&lms, 1, 1.0).unwrap();
+        // The recount's answer is a look's at its landmarks.
+        let recount = hash::thinned(&lms, p.glance.recount_fan_out);
+        assert!(recount.len() < lms.len());
+        let full = matcher.identify(&recount, 1, 1.0).unwrap();
         let (g, f) = (glanced.best.unwrap(), full.best.unwrap());
         assert_eq!(g.title, "t2");
         assert!((g.offset_s - 12.0).abs() < 0.05, "offset {}", g.offset_s);
         assert_eq!(g, f);
         assert_eq!(glanced.alternatives, full.alternatives);
+        let every = matcher.identify(&lms, 1, 1.0).unwrap().best.unwrap();
+        assert_eq!((every.track, every.offset_s), (g.track, g.offset_s));
+        assert!(every.score > g.score);
         // Runner-ups asked for: no glance.
         assert!(identify(&matcher, &lms, 2).unwrap().is_none());
         // Music that is not in the index: no glance, and no answer.
