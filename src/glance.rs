@@ -45,14 +45,9 @@ pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result
         .map(|m| m.track)
         .collect();
     let full = if g.recount_fan_out < p.query_fan_out {
-        matcher.identify_in(
-            &hash::thinned(landmarks, g.recount_fan_out),
-            &tracks,
-            top,
-            1.0,
-        )?
+        matcher.identify_in(&hash::thinned(landmarks, g.recount_fan_out), &tracks, 1.0)?
     } else {
-        matcher.identify_in(landmarks, &tracks, top, 1.0)?
+        matcher.identify_in(landmarks, &tracks, 1.0)?
     };
     Ok(full.best.is_some().then_some(full))
 }

@@ -780,9 +780,9 @@ impl Matcher {
         self.identify_among(landmarks, None, 1, looks, near)
     }
 
-    /// [`Matcher::identify`] with only the votes for `tracks`: the answer
-    /// a full look gives among them (their scores, repeats and chance
-    /// figures are counted as by a full look), without the votes for every
+    /// [`Matcher::identify`] (one answer wanted) with only the votes for
+    /// `tracks`: the answer a look at `landmarks` gives among them (their
+    /// scores, repeats and chance figures are counted as by that look), without the votes for every
     /// other track to sort and count. The chance figures still count every
     /// offset of the library (the rule does not know that the tracks were
     /// chosen by a look at the same clip: the caller's look must clear the
@@ -791,10 +791,9 @@ impl Matcher {
         &self,
         landmarks: &[Landmark],
         tracks: &[u32],
-        top: usize,
         looks: f64,
     ) -> Result<Outcome> {
-        self.identify_among(landmarks, Some(tracks), top, looks, 2)
+        self.identify_among(landmarks, Some(tracks), 1, looks, 2)
     }
 
     /// The look behind the three above: votes of `only` the tracks given
