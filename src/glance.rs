@@ -15,6 +15,8 @@
 //! rule, without sorting the votes for every other track. Every other clip
 //! has the full look as before.
 
+use std::borrow::Cow;
+
 use anyhow::Result;
 
 use crate::hash::{self, Landmark};
@@ -44,11 +46,12 @@ pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result
         .chain(&o.alternatives)
         .map(|m| m.track)
         .collect();
-    let full = if g.recount_fan_out < p.query_fan_out {
-        matcher.identify_in(&hash::thinned(landmarks, g.recount_fan_out), &tracks, 1.0)?
+    let recount = if g.recount_fan_out < p.query_fan_out {
+        Cow::Owned(hash::thinned(landmarks, g.recount_fan_out))
     } else {
-        matcher.identify_in(landmarks, &tracks, 1.0)?
+        Cow::Borrowed(landmarks)
     };
+    let full = matcher.identify_in(&recount, &tracks, 1.0)?;
     Ok(full.best.is_some().then_some(full))
 }
 

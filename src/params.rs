@@ -127,9 +127,9 @@ pub struct GlanceParams {
     /// Landmarks per anchor peak of the recount of the glance's tracks
     /// (each a lookup: at 1,000 h most of a known clip's time); at or above
     /// `query_fan_out`, every landmark. Default 8 (tuning half, 4,110
-    /// clips at 5.68 and 41 h: against 24, one clip named another version
-    /// and one another repeat of a loop; a known clip at 1,000 h 100 -> 67
-    /// ms). Query side.
+    /// clips at 5.68 and 41 h: against 24, one clip named another track,
+    /// the right one its alternative, and one another repeat of its loop;
+    /// a known clip at 1,000 h 100 -> 67 ms). Query side.
     pub recount_fan_out: usize,
 }
 
