@@ -32,7 +32,7 @@ pub fn identify(matcher: &Matcher, landmarks: &[Landmark], top: usize) -> Result
         return Ok(None);
     }
     // Versions score close to the answer in full, less close in a glance:
-    // any within a quarter are counted in full too.
+    // any within a quarter are recounted too.
     let o = matcher.identify_near(&hash::thinned(landmarks, g.fan_out), 1.0, 4)?;
     let bar = g.max_chance.min(p.decision.max_chance);
     let Some(best) = o

@@ -783,10 +783,10 @@ impl Matcher {
     /// [`Matcher::identify`] (one answer wanted) with only the votes for
     /// `tracks`: the answer a look at `landmarks` gives among them (their
     /// scores, repeats and chance figures are counted as by that look),
-    /// without the votes for every other track to sort and count. The chance figures still count every
-    /// offset of the library (the rule does not know that the tracks were
-    /// chosen by a look at the same clip: the caller's look must clear the
-    /// rule itself).
+    /// without the votes for every other track to sort and count. The
+    /// chance figures still count every offset of the library (the rule
+    /// does not know that the tracks were chosen by a look at the same
+    /// clip: the caller's look must clear the rule itself).
     pub fn identify_in(
         &self,
         landmarks: &[Landmark],

@@ -110,8 +110,9 @@ impl Default for DecisionParams {
 
 /// The glance (`glance`): the straight look at a clip with the landmarks of
 /// a few targets per peak. When chance all but never gives its answer, the
-/// tracks it names are counted with every landmark (the full look's
-/// answer among them); every other clip is looked at in full as before.
+/// tracks it names are recounted with more landmarks (`recount_fan_out`;
+/// a look's answer among them); every other clip is looked at in full as
+/// before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GlanceParams {
@@ -120,7 +121,7 @@ pub struct GlanceParams {
     /// Landmarks per anchor peak (the query's nearest targets). Default 4,
     /// as the warp search's finer probes.
     pub fan_out: usize,
-    /// The glance's tracks are counted in full only when the expected
+    /// The glance's tracks are recounted only when the expected
     /// number of chance answers as strong as its answer is at most this (the decision rule's `max_chance`
     /// is 3e-5). Default 1e-6, as `warp.stop_max_chance`. Query side.
     pub max_chance: f64,
