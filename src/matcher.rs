@@ -323,6 +323,8 @@ pub struct Matcher {
     max_frame: u32,
     /// Unique to this matcher ([`ReadCache`]).
     id: u64,
+    /// Whether one clip's looks run on several threads at once.
+    spread_looks: bool,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -369,6 +371,7 @@ impl Matcher {
             max_track,
             max_frame,
             id: MATCHERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            spread_looks: false,
         })
     }
 
@@ -401,6 +404,21 @@ impl Matcher {
     /// input, not per query.
     pub fn set_looks_factor(&mut self, factor: f64) {
         self.looks_factor = factor.max(1.0);
+    }
+
+    /// Spread the looks of one clip (the warp search's probes, the close
+    /// look beside it) over the threads of the current rayon pool: one
+    /// clip answered sooner, for the same work and the same answer. For a
+    /// clip or two at a time; a batch's clips fill the threads already,
+    /// and a spread search probes points a one-thread search would skip.
+    pub fn set_spread_looks(&mut self, spread: bool) {
+        self.spread_looks = spread;
+    }
+
+    /// Whether one clip's looks are spread over threads
+    /// ([`Matcher::set_spread_looks`]).
+    pub fn spreads_looks(&self) -> bool {
+        self.spread_looks
     }
 
     /// How many times every look counts ([`Matcher::set_looks_factor`]).

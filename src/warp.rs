@@ -13,9 +13,11 @@
 //! query there (moved peaks too, at the full fan-out) answers. Clips that
 //! match well as they are skip the search.
 
-use std::cell::OnceCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::Result;
+use rayon::prelude::*;
 
 use crate::fingerprint::{Fingerprinter, Role};
 use crate::hash::{mix, pack, Landmark, Pairer};
@@ -333,7 +335,7 @@ struct Clip<'a> {
     /// Landmarks per anchor of a first-pass probe and of a finer one.
     first: usize,
     fine: usize,
-    full: OnceCell<Pairs>,
+    full: OnceLock<Pairs>,
 }
 
 impl Clip<'_> {
@@ -345,7 +347,7 @@ impl Clip<'_> {
             pairs: Pairs::new(params, samples, first.max(fine)),
             first,
             fine,
-            full: OnceCell::new(),
+            full: OnceLock::new(),
         }
     }
 
@@ -393,39 +395,23 @@ pub fn identify(
 
     // First pass: a cheap probe of every grid point.
     let clip = Clip::new(&params, samples);
-    // Nearest to unchanged first. Once a probe is so strong that chance all
-    // but never gives it, the points up to one step further out are probed
-    // too (the other lines at about the same distance: a pitch change also
-    // lines up along the speed line, a little worse) and the rest skipped.
-    let mut probed: Vec<(Probe, Change)> = Vec::new();
-    let mut last_distance = f64::INFINITY;
-    for change in grid(&params) {
-        let distance = (change.factor() - 1.0).abs();
-        if distance > last_distance + 1e-9 {
-            break;
-        }
-        let probe = clip.probe(matcher, &params, change, clip.first)?;
-        if probe.chance <= w.stop_max_chance && last_distance.is_infinite() {
-            last_distance = distance + w.freq_step.max(w.tempo_step);
-        }
-        probed.push((probe, change));
-    }
-    probed.sort_by_key(|p| std::cmp::Reverse(p.0.score));
+    let probed = first_pass(matcher, &params, &clip)?;
 
     // Second pass: finer probes around the best points, a full query at
     // the best of each.
-    let mut best: Option<(Outcome, Change, u32)> = None;
-    for &(probe, change) in probed.iter().take(w.refine) {
+    let refined = spread(matcher, probed.iter().take(w.refine), |&(probe, change)| {
         // The finer probes are compared with their centre seen as they are.
         let centre = if clip.fine == clip.first {
             probe
         } else {
             clip.probe(matcher, &params, change, clip.fine)?
         };
-        if let Some(found) = refine(matcher, &params, &clip, change, centre, top)? {
-            if best.as_ref().is_none_or(|b| found.2 > b.2) {
-                best = Some(found);
-            }
+        refine(matcher, &params, &clip, change, centre, top)
+    })?;
+    let mut best: Option<(Outcome, Change, u32)> = None;
+    for found in refined.into_iter().flatten() {
+        if best.as_ref().is_none_or(|b| found.2 > b.2) {
+            best = Some(found);
         }
     }
     match best {
@@ -435,6 +421,57 @@ pub fn identify(
             Ok(labelled(o, change))
         }
         _ => Ok(straight),
+    }
+}
+
+/// The first pass: a probe of every grid point, nearest to unchanged
+/// first, strongest first in the result. Once a probe is so strong that
+/// chance all but never gives it, the points up to one step further out
+/// are probed too (the other lines at about the same distance: a pitch
+/// change also lines up along the speed line, a little worse) and the rest
+/// skipped. Spread over threads ([`Matcher::spreads_looks`]), points past
+/// that distance may be probed before it is known; their probes are
+/// dropped, so the answer is the one-thread answer.
+fn first_pass(matcher: &Matcher, params: &Params, clip: &Clip) -> Result<Vec<(Probe, Change)>> {
+    let w = &params.warp;
+    let distance = |c: &Change| (c.factor() - 1.0).abs();
+    // The farthest distance still probed, as the bits of a positive f64
+    // (which order as the numbers do).
+    let last = AtomicU64::new(f64::INFINITY.to_bits());
+    let within = |c: &Change, last: u64| distance(c) <= f64::from_bits(last) + 1e-9;
+    let probes = spread(matcher, grid(params).iter(), |&change| {
+        if !within(&change, last.load(Ordering::Relaxed)) {
+            return Ok(None);
+        }
+        let probe = clip.probe(matcher, params, change, clip.first)?;
+        if probe.chance <= w.stop_max_chance {
+            let stop = distance(&change) + w.freq_step.max(w.tempo_step);
+            last.fetch_min(stop.to_bits(), Ordering::Relaxed);
+        }
+        Ok(Some((probe, change)))
+    })?;
+    let last = last.load(Ordering::Relaxed);
+    let mut probed: Vec<(Probe, Change)> = probes
+        .into_iter()
+        .flatten()
+        .filter(|(_, change)| within(change, last))
+        .collect();
+    probed.sort_by_key(|p| std::cmp::Reverse(p.0.score));
+    Ok(probed)
+}
+
+/// `f` of each item, in order: on the threads of the current pool when
+/// the matcher spreads a clip's looks, else one after the other.
+fn spread<'a, T: Sync + 'a, R: Send>(
+    matcher: &Matcher,
+    items: impl Iterator<Item = &'a T>,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    if matcher.spreads_looks() {
+        let items: Vec<&T> = items.collect();
+        items.into_par_iter().map(|item| f(item)).collect()
+    } else {
+        items.map(f).collect()
     }
 }
 
@@ -457,19 +494,17 @@ fn refine(
     let quarter = change.step(params) / 4.0;
     let f = change.factor();
     let looks = looks(params);
-    let mut scores = [0u32; 5];
-    let mut chance = f64::INFINITY;
-    for (k, score) in scores.iter_mut().enumerate() {
-        *score = if k == 2 {
-            centre.score
-        } else {
-            let at = change.with_factor(f + (k as f64 - 2.0) * quarter);
-            let probe = clip.probe(matcher, params, at, clip.fine)?;
-            chance = chance.min(probe.chance);
-            probe.score
-        };
+    let around = [0usize, 1, 3, 4];
+    let probes = spread(matcher, around.iter(), |&k| {
+        let at = change.with_factor(f + (k as f64 - 2.0) * quarter);
+        clip.probe(matcher, params, at, clip.fine)
+    })?;
+    let mut scores = [centre.score; 5];
+    let mut chance = centre.chance;
+    for (&k, probe) in around.iter().zip(&probes) {
+        scores[k] = probe.score;
+        chance = chance.min(probe.chance);
     }
-    chance = chance.min(centre.chance);
     // A full query names nothing where the finer probes look like chance
     // (judged per clip, as the close look's probe).
     if chance / matcher.looks_factor() > params.warp.full_max_chance {
@@ -640,6 +675,48 @@ mod tests {
             .filter(|l| original.contains(l))
             .count();
         assert!(right * 10 >= warped * 8, "{right} against {warped}");
+    }
+
+    #[test]
+    fn a_first_pass_spread_over_threads_is_the_first_pass_in_turn() {
+        use crate::fingerprint::Role;
+        use crate::store::{test_track, Access, Store};
+        let p = Params::default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, Some(&p)).unwrap();
+        let original = notes(&p, 1.0);
+        let mut fp = Fingerprinter::new(&p, Role::Index);
+        let mut lms = Vec::new();
+        fp.push(&original, &mut |l| lms.push(l));
+        fp.finish(&mut |l| lms.push(l));
+        store.commit(vec![test_track(0, 8.0, lms)], &[]).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), Access::Read, None).unwrap();
+        let mut matcher = Matcher::new(store).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // Sped up (found at a glance of the grid: the pass stops early),
+        // and backwards (nothing found: every point probed).
+        let faster = notes(&p, 1.04);
+        let backwards: Vec<f32> = original.iter().rev().copied().collect();
+        for samples in [&faster, &backwards] {
+            let clip = Clip::new(&p, samples);
+            let mut passes = Vec::new();
+            for spread in [false, true] {
+                matcher.set_spread_looks(spread);
+                passes.push(pool.install(|| first_pass(&matcher, &p, &clip)).unwrap());
+            }
+            assert_eq!(passes[0], passes[1]);
+            let probed = passes[0].len();
+            if std::ptr::eq(samples, &faster) {
+                assert!(probed < grid(&p).len(), "{probed} points probed");
+                assert!(passes[0][0].0.chance <= p.warp.stop_max_chance);
+            } else {
+                assert_eq!(probed, grid(&p).len());
+            }
+        }
     }
 
     #[test]

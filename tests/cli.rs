@@ -1875,6 +1875,44 @@ fn the_glance_changes_no_answer() {
     assert!(fewer_votes > 0);
 }
 
+/// One clip on two threads has its looks spread over them (the warp
+/// search's probes, the close look beside the search); its answer is the
+/// one a thread taking them in turn gives, for every fixture clip: warped
+/// ones (whose search stops early), unknown music and noise.
+#[test]
+fn a_clip_spread_over_threads_has_the_answer_of_one_thread() {
+    let tmp = TempDir::new().expect("tempdir");
+    let (_keep, db) = indexed();
+    let noise_clip = tmp.path().join("noise.wav");
+    write_wav(&noise_clip, &noise(10.0, 7), 8000);
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(fixtures().join("queries"))
+        .expect("queries")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    clips.sort();
+    clips.push(noise_clip);
+    let answer = |clip: &Path, top: &str, threads: &str| {
+        let out = ostid(&db)
+            .args(["match", "--json", "--top", top, "-j", threads])
+            .arg(clip)
+            .output()
+            .expect("run");
+        let line = json_lines(&out).pop().expect("one line");
+        (line.best, line.alternatives)
+    };
+    // One answer, and runner-ups (which skip the glance).
+    for top in ["1", "3"] {
+        let mut named = 0;
+        for clip in &clips {
+            let spread = answer(clip, top, "2");
+            assert_eq!(spread, answer(clip, top, "1"), "{}", clip.display());
+            named += usize::from(spread.0.is_some());
+        }
+        // Known clips named (warped ones among them), the rest not.
+        assert_eq!(named, known_queries().len(), "--top {top}");
+    }
+}
+
 /// Pink-ish noise (white noise through a leaky integrator), seeded.
 fn noise(seconds: f32, seed: u64) -> Vec<f32> {
     let mut x = seed | 1;

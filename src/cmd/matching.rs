@@ -129,12 +129,28 @@ fn look(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
         return warp::identify(matcher, &p.samples, o, top);
     }
     let straight = matcher.identify(&p.landmarks, top, 1.0)?;
-    let named = straight.best.is_some();
-    let o = warp::identify(matcher, &p.samples, straight, top)?;
-    if named || o.best.is_some() {
+    if straight.best.is_some() {
+        return warp::identify(matcher, &p.samples, straight, top);
+    }
+    let (o, close) = if matcher.spreads_looks() {
+        // The close look is taken beside the warp search, in case it finds
+        // nothing; the answer is the one taken in turn would give.
+        rayon::join(
+            || warp::identify(matcher, &p.samples, straight, top),
+            || closelook::identify(matcher, &p.samples, top),
+        )
+    } else {
+        let o = warp::identify(matcher, &p.samples, straight, top)?;
+        if o.best.is_some() {
+            return Ok(o);
+        }
+        (Ok(o), closelook::identify(matcher, &p.samples, top))
+    };
+    let o = o?;
+    if o.best.is_some() {
         return Ok(o);
     }
-    Ok(closelook::identify(matcher, &p.samples, top)?.unwrap_or(o))
+    Ok(close?.unwrap_or(o))
 }
 
 fn read_list(path: &PathBuf) -> Result<Vec<String>> {
@@ -183,9 +199,11 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     if let Some(e) = cfg.max_chance {
         matcher.set_max_chance(e);
     }
+    let pool = pool(cfg.threads)?;
+    // Fewer clips than threads: each clip's looks use the idle ones.
+    matcher.set_spread_looks(queries.len() < pool.current_num_threads());
     let matcher = matcher;
     let params = matcher.params().clone();
-    let pool = pool(cfg.threads)?;
     let prefix = queries.len() > 1;
 
     let stdout = io::stdout();
