@@ -469,7 +469,7 @@ fn spread<'a, T: Sync + 'a, R: Send>(
 ) -> Result<Vec<R>> {
     if matcher.spreads_looks() {
         let items: Vec<&T> = items.collect();
-        items.into_par_iter().map(|item| f(item)).collect()
+        items.into_par_iter().map(&f).collect()
     } else {
         items.map(f).collect()
     }
