@@ -20,6 +20,18 @@ pub struct Fingerprinter {
     spectrogram: SpectrogramBuilder,
     picker: PeakPicker,
     pairer: Pairer,
+    /// The glance's peaks and pairs, from the same spectrogram
+    /// ([`Fingerprinter::query_with_glance`]).
+    glance: Option<(PeakPicker, Pairer)>,
+}
+
+/// Which look a query landmark is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// The straight look (and every look after it).
+    Straight,
+    /// The glance ([`crate::params::GlanceParams`]).
+    Glance,
 }
 
 impl Fingerprinter {
@@ -50,7 +62,83 @@ impl Fingerprinter {
                 params.max_dt_frames,
                 params.max_df_bins,
             ),
+            glance: None,
         }
+    }
+
+    /// A query fingerprinter that also makes the glance's landmarks (its
+    /// own peaks of the same spectrogram), when the glance is enabled.
+    pub fn query_with_glance(params: &Params) -> Fingerprinter {
+        let mut fp = Fingerprinter::new(params, Role::Query);
+        let g = &params.glance;
+        if g.enabled {
+            fp.glance = Some((
+                PeakPicker::new(
+                    g.radius_bins,
+                    g.radius_frames,
+                    params.peak_floor_power(),
+                    params.first_bin(),
+                ),
+                Pairer::new(
+                    g.fan_out,
+                    params.min_dt_frames,
+                    params.max_dt_frames,
+                    params.max_df_bins,
+                ),
+            ));
+        }
+        fp
+    }
+
+    /// [`Fingerprinter::push`], with the glance's landmarks too (to `out`
+    /// with [`Look::Glance`]).
+    pub fn push_looks(&mut self, samples: &[f32], out: &mut dyn FnMut(Landmark, Look)) {
+        let Fingerprinter {
+            spectrogram,
+            picker,
+            pairer,
+            glance,
+        } = self;
+        spectrogram.push(samples, &mut |frame| {
+            picker.push(frame, &mut |peak| {
+                pairer.push(peak, &mut |l| out(l, Look::Straight))
+            });
+            if let Some((picker, pairer)) = glance {
+                picker.push(frame, &mut |peak| {
+                    pairer.push(peak, &mut |l| out(l, Look::Glance))
+                });
+            }
+        });
+    }
+
+    /// [`Fingerprinter::finish`], with the glance's landmarks too.
+    pub fn finish_looks(&mut self, out: &mut dyn FnMut(Landmark, Look)) {
+        let Fingerprinter {
+            picker,
+            pairer,
+            glance,
+            ..
+        } = self;
+        picker.finish(&mut |peak| pairer.push(peak, &mut |l| out(l, Look::Straight)));
+        pairer.finish(&mut |l| out(l, Look::Straight));
+        if let Some((picker, pairer)) = glance {
+            picker.finish(&mut |peak| pairer.push(peak, &mut |l| out(l, Look::Glance)));
+            pairer.finish(&mut |l| out(l, Look::Glance));
+        }
+    }
+
+    /// Landmarks of a whole query in memory: the straight look's and the
+    /// glance's (empty when the glance is off).
+    pub fn query_looks(params: &Params, samples: &[f32]) -> (Vec<Landmark>, Vec<Landmark>) {
+        let mut fp = Fingerprinter::query_with_glance(params);
+        let (mut straight, mut glance) = (Vec::new(), Vec::new());
+        let mut put = |l: Landmark, look: Look| match look {
+            Look::Straight => straight.push(l),
+            Look::Glance => glance.push(l),
+        };
+        fp.push_looks(samples, &mut put);
+        fp.finish_looks(&mut put);
+        (straight, glance)
     }
 
     /// Feed samples at the fingerprint rate.
@@ -59,6 +147,7 @@ impl Fingerprinter {
             spectrogram,
             picker,
             pairer,
+            ..
         } = self;
         spectrogram.push(samples, &mut |frame| {
             picker.push(frame, &mut |peak| pairer.push(peak, out));

@@ -479,12 +479,7 @@ impl Matcher {
     /// Collect (track, offset, query anchor) votes for a query; the anchor is
     /// the query peak (frame and bin) the landmark starts from. Each distinct
     /// hash is looked up once per segment.
-    fn votes<K: VoteKey>(
-        &self,
-        landmarks: &[Landmark],
-        layout: &KeyLayout,
-        only: Option<&[u32]>,
-    ) -> Result<Vec<K>> {
+    fn votes<K: VoteKey>(&self, landmarks: &[Landmark], layout: &KeyLayout) -> Result<Vec<K>> {
         // (hash, anchor) as one number each: a sort of plain integers.
         let mut keys: Vec<u64> = landmarks
             .iter()
@@ -505,18 +500,15 @@ impl Matcher {
         // One run per distinct hash: the hash above, each anchor below.
         let hash_of = |run: &[u64]| (run[0] >> 32) as u32;
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
-        let emit = |votes: &mut Vec<K>, run: &[u64], hits: &[(u32, u32)]| {
-            for anchor in run.iter().map(|&k| k as u32) {
-                let qframe = (anchor >> hash::FREQ_BITS) as i64;
-                votes.extend(
-                    hits.iter()
-                        .filter(|(track, _)| only.is_none_or(|o| o.contains(track)))
-                        .map(|&(track, frame)| {
-                            K::pack(track, frame as i64 - qframe, anchor, layout)
-                        }),
-                );
-            }
-        };
+        let emit =
+            |votes: &mut Vec<K>, run: &[u64], hits: &[(u32, u32)]| {
+                for anchor in run.iter().map(|&k| k as u32) {
+                    let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                    votes.extend(hits.iter().map(|&(track, frame)| {
+                        K::pack(track, frame as i64 - qframe, anchor, layout)
+                    }));
+                }
+            };
         let read = |part: &Part, hash: u32, scratch: &mut Vec<u8>, hits: &mut Vec<(u32, u32)>| {
             part.file
                 .lookup(hash, scratch, |slot, frame| {
@@ -595,18 +587,9 @@ impl Matcher {
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
     fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
-        self.sorted_votes_of(landmarks, None)
-    }
-
-    /// [`Matcher::sorted_votes`] for the tracks `only` (all if `None`).
-    fn sorted_votes_of(
-        &self,
-        landmarks: &[Landmark],
-        only: Option<&[u32]>,
-    ) -> Result<(Vec<Vote>, TrackPostings)> {
         match self.narrow_layout(landmarks) {
-            Some(layout) => self.sorted_votes_as::<u64>(landmarks, &layout, only),
-            None => self.sorted_votes_as::<u128>(landmarks, &WIDE, only),
+            Some(layout) => self.sorted_votes_as::<u64>(landmarks, &layout),
+            None => self.sorted_votes_as::<u128>(landmarks, &WIDE),
         }
     }
 
@@ -632,10 +615,9 @@ impl Matcher {
         &self,
         landmarks: &[Landmark],
         layout: &KeyLayout,
-        only: Option<&[u32]>,
     ) -> Result<(Vec<Vote>, TrackPostings)> {
         // Sorted as one number each: a sort of plain integers, not of tuples.
-        let mut keys: Vec<K> = self.votes(landmarks, layout, only)?;
+        let mut keys: Vec<K> = self.votes(landmarks, layout)?;
         K::sort(&mut keys, layout);
         let mut per_track: TrackPostings = HashMap::new();
         for run in keys.chunk_by(|a, b| a.track(layout) == b.track(layout)) {
@@ -824,44 +806,7 @@ impl Matcher {
     /// the warp search tries many): each is one more chance for a chance
     /// match, and the rule counts them.
     pub fn identify(&self, landmarks: &[Landmark], top: usize, looks: f64) -> Result<Outcome> {
-        self.identify_among(landmarks, None, top, looks, 2)
-    }
-
-    /// [`Matcher::identify`] (one answer wanted) with every track that
-    /// passes the rule and scores at least `1 / near` of the answer as an
-    /// alternative (`identify` takes half): the tracks a look with fewer
-    /// landmarks, and so noisier scores, cannot yet tell from copies.
-    pub fn identify_near(&self, landmarks: &[Landmark], looks: f64, near: u32) -> Result<Outcome> {
-        self.identify_among(landmarks, None, 1, looks, near)
-    }
-
-    /// [`Matcher::identify`] (one answer wanted) with only the votes for
-    /// `tracks`: the answer a look at `landmarks` gives among them (their
-    /// scores, repeats and chance figures are counted as by that look),
-    /// without the votes for every other track to sort and count. The
-    /// chance figures still count every offset of the library (the rule
-    /// does not know that the tracks were chosen by a look at the same
-    /// clip: the caller's look must clear the rule itself).
-    pub fn identify_in(
-        &self,
-        landmarks: &[Landmark],
-        tracks: &[u32],
-        looks: f64,
-    ) -> Result<Outcome> {
-        self.identify_among(landmarks, Some(tracks), 1, looks, 2)
-    }
-
-    /// The look behind the three above: votes of `only` the tracks given
-    /// (all if `None`), alternatives within `1 / near` of the answer.
-    fn identify_among(
-        &self,
-        landmarks: &[Landmark],
-        only: Option<&[u32]>,
-        top: usize,
-        looks: f64,
-        near: u32,
-    ) -> Result<Outcome> {
-        let (votes, postings) = self.sorted_votes_of(landmarks, only)?;
+        let (votes, postings) = self.sorted_votes(landmarks)?;
         let d = &self.params.decision;
         let (min_votes, min_windows) = (d.min_votes, self.params.min_windows);
         // Without runner-ups asked for, a track can only be named, or be
@@ -907,13 +852,12 @@ impl Matcher {
         for (rank, (track, cands, chance)) in ranked.iter().enumerate() {
             let best = cands[0];
             // Alternatives named without --top are copies and versions: they
-            // pass the rule too and score close to the answer (half, unless
-            // `near` says otherwise).
+            // pass the rule too and score at least half the answer's.
             let above = strong(*chance)
                 && outcome
                     .best
                     .as_ref()
-                    .is_none_or(|b| best.score * near >= b.score);
+                    .is_none_or(|b| best.score * 2 >= b.score);
             if rank == 0 && !above {
                 break;
             }

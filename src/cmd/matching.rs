@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::{exit_on_interrupt, pool, requested_params, MatchConfig, Status};
 use crate::closelook;
 use crate::decode::{self, DecodeError, Flow, Source};
-use crate::fingerprint::{Fingerprinter, Role};
+use crate::fingerprint::{Fingerprinter, Look};
 use crate::glance;
 use crate::hash::Landmark;
 use crate::matcher::{Matcher, Outcome};
@@ -40,6 +40,8 @@ const MAX_WARP_SAMPLES_S: usize = 60;
 
 struct Prepared {
     landmarks: Vec<Landmark>,
+    /// The glance's landmarks (empty when it is off).
+    glance: Vec<Landmark>,
     /// The clip at the fingerprint rate, up to [`MAX_WARP_SAMPLES_S`].
     samples: Vec<f32>,
     decode_ms: f64,
@@ -49,8 +51,12 @@ struct Prepared {
 /// Decode and fingerprint one query.
 fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
     let started = Instant::now();
-    let mut fp = Fingerprinter::new(params, Role::Query);
-    let mut landmarks = Vec::new();
+    let mut fp = Fingerprinter::query_with_glance(params);
+    let (mut landmarks, mut glance) = (Vec::new(), Vec::new());
+    let mut put = |l: Landmark, look: Look| match look {
+        Look::Straight => landmarks.push(l),
+        Look::Glance => glance.push(l),
+    };
     let mut samples = Vec::new();
     let keep = MAX_WARP_SAMPLES_S * params.sample_rate_hz as usize;
     let limit = MAX_QUERY_S * params.sample_rate_hz as usize;
@@ -64,7 +70,7 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
             let t = Instant::now();
             let chunk = &chunk[..chunk.len().min(limit - seen)];
             seen += chunk.len();
-            fp.push(chunk, &mut |l| landmarks.push(l));
+            fp.push_looks(chunk, &mut put);
             let room = keep.saturating_sub(samples.len());
             samples.extend_from_slice(&chunk[..chunk.len().min(room)]);
             fp_time += t.elapsed().as_secs_f64();
@@ -84,11 +90,12 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
         Err(e) => return Err(e.to_string()),
     }
     let t = Instant::now();
-    fp.finish(&mut |l| landmarks.push(l));
+    fp.finish_looks(&mut put);
     fp_time += t.elapsed().as_secs_f64();
     let total = started.elapsed().as_secs_f64();
     Ok(Prepared {
         landmarks,
+        glance,
         samples,
         decode_ms: (total - fp_time) * 1000.0,
         fingerprint_ms: fp_time * 1000.0,
@@ -123,7 +130,7 @@ fn identify_clip(matcher: &Matcher, query: &str, params: &Params, top: usize) ->
 /// unwarped can gather enough chance votes for another track (measured:
 /// pitch -1 10 s 97 % -> 90 % with the close look first).
 fn look(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
-    if let Some(o) = glance::identify(matcher, &p.landmarks, top)? {
+    if let Some(o) = glance::identify(matcher, &p.glance, top)? {
         // Named at a glance: a tempo change still shows as drift, and is
         // re-timed as after a straight look.
         return warp::identify(matcher, &p.samples, o, top);

@@ -14,11 +14,12 @@ use crate::closelook;
 use crate::cueformats;
 use crate::cuesheet::{CueRules, CueSheet, Hit, Segment};
 use crate::decode::{self, Flow, Source};
+use crate::fingerprint::Fingerprinter;
 use crate::glance;
 use crate::matcher::{Matcher, Outcome};
 use crate::output::{self, ScanFormat};
 use crate::store::{Access, Store};
-use crate::warp::{self, Change, Warp};
+use crate::warp::{self, Change};
 use crate::{progress, timeline};
 
 /// Window length and hop, seconds.
@@ -39,8 +40,8 @@ struct Looker {
 impl Looker {
     fn look(&mut self, samples: &[f32], start_s: f64) -> Result<Outcome> {
         let params = self.matcher.params().clone();
-        let lms = warp::landmarks(&params, samples, Warp::NONE);
-        if let Some(o) = glance::identify(&self.matcher, &lms, 1)? {
+        let (lms, glance) = Fingerprinter::query_looks(&params, samples);
+        if let Some(o) = glance::identify(&self.matcher, &glance, 1)? {
             return Ok(o);
         }
         let straight = self.matcher.identify(&lms, 1, 1.0)?;
