@@ -7,7 +7,8 @@
 //! once per anchor) and with at least two (what a hash of an anchor and two
 //! of its targets would keep). Prints a line per kind and length: clips,
 //! median anchors of each, and the share of clips with at least 11 (the
-//! decision rule's floor) of each. `INDEX_FAN_OUT=N` fingerprints tracks at
+//! decision rule's floor) of each, and the clips' mean landmarks (each a
+//! lookup). `INDEX_FAN_OUT=N` fingerprints tracks at
 //! another fan-out; `QUERY_FAN_OUT`, `QRB` and `QRF` change the query's
 //! fan-out and peak radius (bins, frames).
 mod common;
@@ -68,8 +69,9 @@ fn main() {
         params.query_radius_frames = n;
     }
     let mut tracks: HashMap<String, HashMap<u32, Vec<u32>>> = HashMap::new();
-    // (kind, length) -> per clip (anchors >= 1 match, anchors >= 2 matches)
-    let mut cells: std::collections::BTreeMap<(String, u64), Vec<(u32, u32)>> = Default::default();
+    // (kind, length) -> per clip (anchors >= 1 match, anchors >= 2 matches, landmarks)
+    let mut cells: std::collections::BTreeMap<(String, u64), Vec<(u32, u32, usize)>> =
+        Default::default();
     for manifest in &a[2..] {
         let clips: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
@@ -107,7 +109,7 @@ fn main() {
                 c["kind"].as_str().unwrap().to_string(),
                 c["length"].as_u64().unwrap(),
             );
-            cells.entry(key).or_default().push((one, two));
+            cells.entry(key).or_default().push((one, two, query.len()));
         }
     }
     for ((kind, length), v) in cells {
@@ -116,8 +118,9 @@ fn main() {
         let share =
             |xs: &[u32]| 100.0 * xs.iter().filter(|&&x| x >= 11).count() as f64 / xs.len() as f64;
         let (s1, s2) = (share(&ones), share(&twos));
+        let landmarks = v.iter().map(|x| x.2).sum::<usize>() / v.len().max(1);
         println!(
-            "{kind} {length} s: {} clips; anchors matched, median: pairs {} / triplets {}; clips with >= 11: pairs {s1:.0} % / triplets {s2:.0} %",
+            "{kind} {length} s: {} clips, {landmarks} landmarks; anchors matched, median: pairs {} / triplets {}; clips with >= 11: pairs {s1:.0} % / triplets {s2:.0} %",
             v.len(),
             median(&mut ones),
             median(&mut twos),
