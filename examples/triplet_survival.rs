@@ -70,8 +70,8 @@ fn main() {
     }
     let mut tracks: HashMap<String, HashMap<u32, Vec<u32>>> = HashMap::new();
     // (kind, length) -> per clip (anchors >= 1 match, anchors >= 2 matches, landmarks)
-    let mut cells: std::collections::BTreeMap<(String, u64), Vec<(u32, u32, usize)>> =
-        Default::default();
+    type Clip = (u32, u32, usize);
+    let mut cells: std::collections::BTreeMap<(String, u64), Vec<Clip>> = Default::default();
     for manifest in &a[2..] {
         let clips: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
