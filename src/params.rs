@@ -245,9 +245,9 @@ pub struct WarpParams {
     /// The search pairs peaks found as the index finds them, as the glance
     /// does: a peak is the maximum of +-this many bins... Default 12.
     /// (The straight look's +-6 x +-5 made 6 times the landmarks for a
-    /// few more true votes; tuning half, 5.68 h: warped 10 s clips 37 ->
-    /// 15 ms median, unknown ones 42 -> 25 ms, warped answers +5 of 1,200,
-    /// README.) Query side.
+    /// few more true votes; tuning half, 5.68 h: speed +4 % 10 s clips
+    /// 34.4 -> 15.2 ms median, unknown ones 45.8 -> 25.2 ms, 6 more of
+    /// 1,200 warped clips named right; README.) Query side.
     pub radius_bins: usize,
     /// ...and +-this many frames. Default 10. Query side.
     pub radius_frames: usize,

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::{exit_on_interrupt, pool, requested_params, MatchConfig, Status};
 use crate::closelook;
 use crate::decode::{self, DecodeError, Flow, Source};
-use crate::fingerprint::{Fingerprinter, Look};
+use crate::fingerprint::{Fingerprinter, Look, Role};
 use crate::glance;
 use crate::hash::Landmark;
 use crate::matcher::{Matcher, Outcome};
@@ -48,10 +48,15 @@ struct Prepared {
     fingerprint_ms: f64,
 }
 
-/// Decode and fingerprint one query.
-fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
+/// Decode and fingerprint one query (with the glance's landmarks when
+/// `glance`: one answer is wanted).
+fn prepare(query: &str, params: &Params, glance: bool) -> Result<Prepared, String> {
     let started = Instant::now();
-    let mut fp = Fingerprinter::query_with_glance(params);
+    let mut fp = if glance {
+        Fingerprinter::query_with_glance(params)
+    } else {
+        Fingerprinter::new(params, Role::Query)
+    };
     let (mut landmarks, mut glance) = (Vec::new(), Vec::new());
     let mut put = |l: Landmark, look: Look| match look {
         Look::Straight => landmarks.push(l),
@@ -104,7 +109,7 @@ fn prepare(query: &str, params: &Params) -> Result<Prepared, String> {
 
 /// Decode, fingerprint and identify one clip.
 fn identify_clip(matcher: &Matcher, query: &str, params: &Params, top: usize) -> ClipResult {
-    match prepare(query, params) {
+    match prepare(query, params, top == 1) {
         Err(e) => ClipResult {
             query: query.to_string(),
             outcome: Err(e),
