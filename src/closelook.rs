@@ -14,7 +14,6 @@ use anyhow::Result;
 
 use crate::hash;
 use crate::matcher::{Matcher, Outcome};
-use crate::params::Params;
 use crate::warp::{self, Warp};
 
 /// Looks a close look counts as (the first look and itself).
@@ -28,12 +27,11 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
     if !c.enabled || samples.is_empty() {
         return Ok(None);
     }
-    let close = Params {
-        query_radius_bins: c.radius_bins,
-        query_radius_frames: c.radius_frames,
-        query_fan_out: c.fan_out.max(warp::refine_fan_out(params, samples.len())),
-        ..params.clone()
-    };
+    let close = params.with_query_peaks(
+        c.radius_bins,
+        c.radius_frames,
+        c.fan_out.max(warp::refine_fan_out(params, samples.len())),
+    );
     let lms = warp::landmarks(&close, samples, Warp::NONE);
     // A probe first, with as few landmarks per peak as the warp search's
     // finer probes: where it looks like chance, the full look names

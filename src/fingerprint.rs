@@ -72,20 +72,9 @@ impl Fingerprinter {
         let mut fp = Fingerprinter::new(params, Role::Query);
         let g = &params.glance;
         if g.enabled {
-            fp.glance = Some((
-                PeakPicker::new(
-                    g.radius_bins,
-                    g.radius_frames,
-                    params.peak_floor_power(),
-                    params.first_bin(),
-                ),
-                Pairer::new(
-                    g.fan_out,
-                    params.min_dt_frames,
-                    params.max_dt_frames,
-                    params.max_df_bins,
-                ),
-            ));
+            let peaks = params.with_query_peaks(g.radius_bins, g.radius_frames, g.fan_out);
+            let glance = Fingerprinter::new(&peaks, Role::Query);
+            fp.glance = Some((glance.picker, glance.pairer));
         }
         fp
     }
@@ -143,21 +132,19 @@ impl Fingerprinter {
 
     /// Feed samples at the fingerprint rate.
     pub fn push(&mut self, samples: &[f32], out: &mut dyn FnMut(Landmark)) {
-        let Fingerprinter {
-            spectrogram,
-            picker,
-            pairer,
-            ..
-        } = self;
-        spectrogram.push(samples, &mut |frame| {
-            picker.push(frame, &mut |peak| pairer.push(peak, out));
+        self.push_looks(samples, &mut |l, look| {
+            if look == Look::Straight {
+                out(l)
+            }
         });
     }
 
     /// End of stream: flush what waits for future frames.
     pub fn finish(&mut self, out: &mut dyn FnMut(Landmark)) {
-        let Fingerprinter { picker, pairer, .. } = self;
-        picker.finish(&mut |peak| pairer.push(peak, out));
-        pairer.finish(out);
+        self.finish_looks(&mut |l, look| {
+            if look == Look::Straight {
+                out(l)
+            }
+        });
     }
 }

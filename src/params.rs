@@ -111,7 +111,7 @@ impl Default for DecisionParams {
 /// The glance (`glance`): the first look at a clip, at query peaks from the
 /// index's own neighbourhoods, with few targets per peak. A damaged clip
 /// keeps fewer of those peaks, but most it keeps are the stored ones: a
-/// tenth of the straight look's landmarks hold most of its true votes
+/// sixth of the straight look's landmarks hold most of its true votes
 /// (clean 10 s: 2,800 landmarks and 183 true anchors against 17,000 and
 /// 196; pink noise 0 dB: 3,300 and 49 against 21,000 and 62), so chance
 /// gives far fewer votes and each is cheap. Named by the decision rule as
@@ -356,6 +356,23 @@ impl Params {
                 ..Params::default()
             }),
             _ => None,
+        }
+    }
+
+    /// These parameters with the query's peaks found in +-`radius_bins` x
+    /// +-`radius_frames` neighbourhoods and paired with `fan_out` targets
+    /// each (the glance's, the warp search's and the close look's own).
+    pub fn with_query_peaks(
+        &self,
+        radius_bins: usize,
+        radius_frames: usize,
+        fan_out: usize,
+    ) -> Params {
+        Params {
+            query_radius_bins: radius_bins,
+            query_radius_frames: radius_frames,
+            query_fan_out: fan_out,
+            ..self.clone()
         }
     }
 

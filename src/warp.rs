@@ -365,18 +365,6 @@ impl Clip<'_> {
     }
 }
 
-/// The parameters the search fingerprints a clip with: peaks and fan-out of
-/// its own ([`crate::params::WarpParams::radius_bins`]).
-fn searched(params: &Params) -> Params {
-    let w = &params.warp;
-    Params {
-        query_radius_bins: w.radius_bins,
-        query_radius_frames: w.radius_frames,
-        query_fan_out: w.fan_out,
-        ..params.clone()
-    }
-}
-
 /// Identify a clip, searching warps when it does not match well as it is.
 /// `straight` is the answer for the unwarped landmarks.
 pub fn identify(
@@ -385,7 +373,9 @@ pub fn identify(
     straight: Outcome,
     top: usize,
 ) -> Result<Outcome> {
-    let params = searched(matcher.params());
+    // The search's own peaks and fan-out (`WarpParams::radius_bins`).
+    let p = matcher.params();
+    let params = p.with_query_peaks(p.warp.radius_bins, p.warp.radius_frames, p.warp.fan_out);
     let w = &params.warp;
     let straight_score = straight.best.as_ref().map_or(0, |m| m.score);
     if !w.enabled || samples.is_empty() {
