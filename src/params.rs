@@ -127,7 +127,8 @@ pub struct GlanceParams {
     pub radius_frames: usize,
     /// Landmarks per anchor peak (its nearest targets). Default 16.
     /// Chosen on the tuning half (5.68 h, 4,110 clips; radius 10 x 8 /
-    /// 12 x 10 / 16 x 12 and 16 / 24 targets within one clip of each other).
+    /// 12 x 10 / 16 x 12 and 16 / 24 targets, tried as a look before the
+    /// old glance, within one clip of each other).
     pub fan_out: usize,
 }
 
