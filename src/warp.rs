@@ -313,6 +313,14 @@ pub fn probe_fan_out(params: &Params, samples: usize) -> usize {
     scaled_fan_out(params, params.warp.probe_fan_out, samples)
 }
 
+/// Landmarks per anchor peak of a scout probe of `samples` samples, if the
+/// first pass scouts (fewer than a first-pass probe's).
+pub fn scout_fan_out(params: &Params, samples: usize) -> Option<usize> {
+    let w = &params.warp;
+    (w.scout_fan_out > 0 && w.scout_fan_out < w.probe_fan_out)
+        .then(|| scaled_fan_out(params, w.scout_fan_out, samples))
+}
+
 /// Landmarks per anchor peak of a finer probe of `samples` samples (around
 /// the best first-pass points, and the close look's probe).
 pub fn refine_fan_out(params: &Params, samples: usize) -> usize {
@@ -335,6 +343,8 @@ struct Clip<'a> {
     /// Landmarks per anchor of a first-pass probe and of a finer one.
     first: usize,
     fine: usize,
+    /// ...and of a scout probe, if the first pass scouts.
+    scout: Option<usize>,
     full: OnceLock<Pairs>,
 }
 
@@ -347,6 +357,7 @@ impl Clip<'_> {
             pairs: Pairs::new(params, samples, first.max(fine)),
             first,
             fine,
+            scout: scout_fan_out(params, samples.len()),
             full: OnceLock::new(),
         }
     }
@@ -427,7 +438,10 @@ pub fn identify(
 }
 
 /// The first pass: a probe of every grid point, nearest to unchanged
-/// first, strongest first in the result. Once a probe is so strong that
+/// first, strongest first in the result. When the clip scouts
+/// (`WarpParams::scout_fan_out`), every point gets a scout probe (half the
+/// landmarks) and only the best `scout_keep` are probed again at the
+/// first-pass fan-out: they are the result. Once a probe is so strong that
 /// chance all but never gives it, the points up to one step further out
 /// are probed too (the other lines at about the same distance: a pitch
 /// change also lines up along the speed line, a little worse) and the rest
@@ -445,7 +459,7 @@ fn first_pass(matcher: &Matcher, params: &Params, clip: &Clip) -> Result<Vec<(Pr
         if !within(&change, last.load(Ordering::Relaxed)) {
             return Ok(None);
         }
-        let probe = clip.probe(matcher, params, change, clip.first)?;
+        let probe = clip.probe(matcher, params, change, clip.scout.unwrap_or(clip.first))?;
         if probe.chance <= w.stop_max_chance {
             let stop = distance(&change) + w.freq_step.max(w.tempo_step);
             last.fetch_min(stop.to_bits(), Ordering::Relaxed);
@@ -459,7 +473,14 @@ fn first_pass(matcher: &Matcher, params: &Params, clip: &Clip) -> Result<Vec<(Pr
         .filter(|(_, change)| within(change, last))
         .collect();
     probed.sort_by_key(|p| std::cmp::Reverse(p.0.score));
-    Ok(probed)
+    if clip.scout.is_none() {
+        return Ok(probed);
+    }
+    let mut again = spread(matcher, probed.iter().take(w.scout_keep), |&(_, change)| {
+        Ok((clip.probe(matcher, params, change, clip.first)?, change))
+    })?;
+    again.sort_by_key(|p| std::cmp::Reverse(p.0.score));
+    Ok(again)
 }
 
 /// `f` of each item, in order: on the threads of the current pool when
@@ -703,20 +724,34 @@ mod tests {
         // and backwards (nothing found: every point probed).
         let faster = notes(&p, 1.04);
         let backwards: Vec<f32> = original.iter().rev().copied().collect();
+        let mut unscouted = p.clone();
+        unscouted.warp.scout_fan_out = 0;
         for samples in [&faster, &backwards] {
-            let clip = Clip::new(&p, samples);
-            let mut passes = Vec::new();
-            for spread in [false, true] {
-                matcher.set_spread_looks(spread);
-                passes.push(pool.install(|| first_pass(&matcher, &p, &clip)).unwrap());
+            let mut bests = Vec::new();
+            for p in [&p, &unscouted] {
+                let clip = Clip::new(p, samples);
+                let mut passes = Vec::new();
+                for spread in [false, true] {
+                    matcher.set_spread_looks(spread);
+                    passes.push(pool.install(|| first_pass(&matcher, p, &clip)).unwrap());
+                }
+                assert_eq!(passes[0], passes[1]);
+                let probed = passes[0].len();
+                if clip.scout.is_some() {
+                    // Scouted: only the points probed again come back.
+                    assert_eq!(probed, p.warp.scout_keep);
+                } else if std::ptr::eq(samples, &faster) {
+                    assert!(probed < grid(p).len(), "{probed} points probed");
+                    assert!(passes[0][0].0.chance <= p.warp.stop_max_chance);
+                } else {
+                    assert_eq!(probed, grid(p).len());
+                }
+                bests.push(passes[0][0]);
             }
-            assert_eq!(passes[0], passes[1]);
-            let probed = passes[0].len();
             if std::ptr::eq(samples, &faster) {
-                assert!(probed < grid(&p).len(), "{probed} points probed");
-                assert!(passes[0][0].0.chance <= p.warp.stop_max_chance);
-            } else {
-                assert_eq!(probed, grid(&p).len());
+                // The scouts lead to the point the full first pass finds
+                // best, probed alike.
+                assert_eq!(bests[0], bests[1]);
             }
         }
     }
