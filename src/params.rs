@@ -266,9 +266,10 @@ pub struct WarpParams {
     /// fan-out, then probes the best `scout_keep` points again at
     /// `probe_fan_out` and goes on with those. 0 (or `probe_fan_out` and
     /// above): no scouts, every point at `probe_fan_out`. Default 2
-    /// (tuning half, 5.68 h: the same answer for all 1,200 warped clips and
-    /// 720 unknown ones; the first pass of an unknown 10 s clip at 1,000 h
-    /// 160 -> 113 ms on one thread; README). Query side.
+    /// (tuning half, 5.68 h: the same answer for all 4,110 clips; the
+    /// first pass of an unknown 10 s clip at 1,000 h 160 -> 113 ms on one
+    /// thread; README). A scout's chance is what can end the first pass
+    /// (`stop_max_chance`). Query side.
     pub scout_fan_out: usize,
     /// Scouted points probed again at `probe_fan_out`. Default 8. Query side.
     pub scout_keep: usize,

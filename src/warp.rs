@@ -439,7 +439,7 @@ pub fn identify(
 
 /// The first pass: a probe of every grid point, nearest to unchanged
 /// first, strongest first in the result. When the clip scouts
-/// (`WarpParams::scout_fan_out`), every point gets a scout probe (half the
+/// (`WarpParams::scout_fan_out`), every point gets a scout probe (fewer
 /// landmarks) and only the best `scout_keep` are probed again at the
 /// first-pass fan-out: they are the result. Once a probe is so strong that
 /// chance all but never gives it, the points up to one step further out
