@@ -10,6 +10,8 @@
 //! votes, which the decision rule sees (more postings per track), and the
 //! look is one more chance: it counts as a second look.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Result;
 
 use crate::hash;
@@ -22,6 +24,17 @@ pub const LOOKS: f64 = 2.0;
 /// The close look's answer for `samples` (at the fingerprint rate), if it
 /// names a track.
 pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option<Outcome>> {
+    identify_unless(matcher, samples, top, &AtomicBool::new(false))
+}
+
+/// [`identify`], given up (`None`) once `cancel` is set: a look taken
+/// beside it named the clip.
+pub fn identify_unless(
+    matcher: &Matcher,
+    samples: &[f32],
+    top: usize,
+    cancel: &AtomicBool,
+) -> Result<Option<Outcome>> {
     let params = matcher.params();
     let c = &params.close_look;
     if !c.enabled || samples.is_empty() {
@@ -41,7 +54,8 @@ pub fn identify(matcher: &Matcher, samples: &[f32], top: usize) -> Result<Option
         &hash::thinned(&lms, warp::refine_fan_out(params, samples.len())),
         LOOKS,
     )?;
-    if probe.chance / matcher.looks_factor() > c.probe_max_chance {
+    if probe.chance / matcher.looks_factor() > c.probe_max_chance || cancel.load(Ordering::Relaxed)
+    {
         return Ok(None);
     }
     let o = matcher.identify(&lms, top, LOOKS)?;

@@ -13,7 +13,7 @@
 //! query there (moved peaks too, at the full fan-out) answers. Clips that
 //! match well as they are skip the search.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::Result;
@@ -405,14 +405,54 @@ pub fn identify(
             .filter(|(_, _, score)| *score > straight_score)
             .map_or(straight, |(o, c, _)| labelled(o, c)));
     }
+    let found = search(matcher, samples, top, &AtomicBool::new(false))?;
+    Ok(preferred(straight, found))
+}
 
+/// The answer of a clip whose straight look gave `straight` (below
+/// `WarpParams::skip_votes`) and whose warp search found `found`: a
+/// warped answer replaces the straight one only when it is clearly better
+/// supported.
+pub fn preferred(straight: Outcome, found: Option<Found>) -> Outcome {
+    let straight_score = straight.best.as_ref().map_or(0, |m| m.score);
+    match found {
+        Some((o, change, score)) if score > straight_score + straight_score / 2 => {
+            labelled(o, change)
+        }
+        _ => straight,
+    }
+}
+
+/// A warped answer: the outcome, the change it was found through, and its
+/// score.
+pub type Found = (Outcome, Change, u32);
+
+/// The warp search over the whole grid, whatever the straight look found:
+/// the best warped answer, if any reaches the threshold. Once `cancel` is
+/// set (the caller no longer needs the answer: a look taken beside it named
+/// the clip), no further probe is taken and the result means nothing.
+pub fn search(
+    matcher: &Matcher,
+    samples: &[f32],
+    top: usize,
+    cancel: &AtomicBool,
+) -> Result<Option<Found>> {
+    let p = matcher.params();
+    let params = p.with_query_peaks(p.warp.radius_bins, p.warp.radius_frames, p.warp.fan_out);
+    let w = &params.warp;
+    if !w.enabled || samples.is_empty() {
+        return Ok(None);
+    }
     // First pass: a cheap probe of every grid point.
     let clip = Clip::new(&params, samples);
-    let probed = first_pass(matcher, &params, &clip)?;
+    let probed = first_pass(matcher, &params, &clip, cancel)?;
 
     // Second pass: finer probes around the best points, a full query at
     // the best of each.
     let refined = spread(matcher, probed.iter().take(w.refine), |&(probe, change)| {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         // The finer probes are compared with their centre seen as they are.
         let centre = if clip.fine == clip.first {
             probe
@@ -421,20 +461,13 @@ pub fn identify(
         };
         refine(matcher, &params, &clip, change, centre, top)
     })?;
-    let mut best: Option<(Outcome, Change, u32)> = None;
+    let mut best: Option<Found> = None;
     for found in refined.into_iter().flatten() {
         if best.as_ref().is_none_or(|b| found.2 > b.2) {
             best = Some(found);
         }
     }
-    match best {
-        // A warped answer replaces the straight one only when it is
-        // clearly better supported.
-        Some((o, change, score)) if score > straight_score + straight_score / 2 => {
-            Ok(labelled(o, change))
-        }
-        _ => Ok(straight),
-    }
+    Ok(best)
 }
 
 /// The first pass: a probe of every grid point, nearest to unchanged
@@ -448,7 +481,12 @@ pub fn identify(
 /// skipped. Spread over threads ([`Matcher::spreads_looks`]), points past
 /// that distance may be probed before it is known; their probes are
 /// dropped, so the answer is the one-thread answer.
-fn first_pass(matcher: &Matcher, params: &Params, clip: &Clip) -> Result<Vec<(Probe, Change)>> {
+fn first_pass(
+    matcher: &Matcher,
+    params: &Params,
+    clip: &Clip,
+    cancel: &AtomicBool,
+) -> Result<Vec<(Probe, Change)>> {
     let w = &params.warp;
     let distance = |c: &Change| (c.factor() - 1.0).abs();
     // The farthest distance still probed, as the bits of a positive f64
@@ -456,7 +494,7 @@ fn first_pass(matcher: &Matcher, params: &Params, clip: &Clip) -> Result<Vec<(Pr
     let last = AtomicU64::new(f64::INFINITY.to_bits());
     let within = |c: &Change, last: u64| distance(c) <= f64::from_bits(last) + 1e-9;
     let probes = spread(matcher, grid(params).iter(), |&change| {
-        if !within(&change, last.load(Ordering::Relaxed)) {
+        if !within(&change, last.load(Ordering::Relaxed)) || cancel.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let probe = clip.probe(matcher, params, change, clip.scout.unwrap_or(clip.first))?;
@@ -476,9 +514,16 @@ fn first_pass(matcher: &Matcher, params: &Params, clip: &Clip) -> Result<Vec<(Pr
     if clip.scout.is_none() {
         return Ok(probed);
     }
-    let mut again = spread(matcher, probed.iter().take(w.scout_keep), |&(_, change)| {
-        Ok((clip.probe(matcher, params, change, clip.first)?, change))
+    let again = spread(matcher, probed.iter().take(w.scout_keep), |&(_, change)| {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some((
+            clip.probe(matcher, params, change, clip.first)?,
+            change,
+        )))
     })?;
+    let mut again: Vec<(Probe, Change)> = again.into_iter().flatten().collect();
     again.sort_by_key(|p| std::cmp::Reverse(p.0.score));
     Ok(again)
 }
@@ -733,7 +778,10 @@ mod tests {
                 let mut passes = Vec::new();
                 for spread in [false, true] {
                     matcher.set_spread_looks(spread);
-                    passes.push(pool.install(|| first_pass(&matcher, p, &clip)).unwrap());
+                    passes.push(
+                        pool.install(|| first_pass(&matcher, p, &clip, &AtomicBool::new(false)))
+                            .unwrap(),
+                    );
                 }
                 assert_eq!(passes[0], passes[1]);
                 let probed = passes[0].len();
@@ -754,6 +802,20 @@ mod tests {
                 assert_eq!(bests[0], bests[1]);
             }
         }
+        // The whole search finds the sped-up clip, unless given up before
+        // it starts (a look beside it named the clip): then no probe.
+        matcher.set_spread_looks(false);
+        let found = search(&matcher, &faster, 1, &AtomicBool::new(false)).unwrap();
+        let (o, change, _) = found.expect("found through a warp");
+        assert_eq!(o.best.expect("named").track, 0);
+        assert!((change.factor() - 1.04).abs() < 0.01, "{change:?}");
+        let clip = Clip::new(&p, &faster);
+        assert!(first_pass(&matcher, &p, &clip, &AtomicBool::new(true))
+            .unwrap()
+            .is_empty());
+        assert!(search(&matcher, &faster, 1, &AtomicBool::new(true))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

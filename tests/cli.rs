@@ -1884,7 +1884,9 @@ fn a_clip_spread_over_threads_has_the_answer_of_one_thread() {
         let line = json_lines(&out).pop().expect("one line");
         (line.best, line.alternatives)
     };
-    // One answer, and runner-ups (which skip the glance).
+    // One answer, and runner-ups (which skip the glance). With two
+    // threads the warp search and the close look run beside the straight
+    // look; with one, after it.
     for top in ["1", "3"] {
         let mut named = 0;
         for clip in &clips {

@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -140,25 +141,55 @@ fn look(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
         // re-timed as after a straight look.
         return warp::identify(matcher, &p.samples, o, top);
     }
+    if matcher.spreads_looks() {
+        return look_beside(matcher, p, top);
+    }
     let straight = matcher.identify(&p.landmarks, top, 1.0)?;
     if straight.best.is_some() {
         return warp::identify(matcher, &p.samples, straight, top);
     }
-    let (o, close) = if matcher.spreads_looks() {
-        // The close look is taken beside the warp search, in case it finds
-        // nothing; the answer is the one taken in turn would give.
-        rayon::join(
-            || warp::identify(matcher, &p.samples, straight, top),
-            || closelook::identify(matcher, &p.samples, top),
-        )
-    } else {
-        let o = warp::identify(matcher, &p.samples, straight, top)?;
-        if o.best.is_some() {
-            return Ok(o);
-        }
-        (Ok(o), closelook::identify(matcher, &p.samples, top))
-    };
-    let o = o?;
+    let o = warp::identify(matcher, &p.samples, straight, top)?;
+    if o.best.is_some() {
+        return Ok(o);
+    }
+    Ok(closelook::identify(matcher, &p.samples, top)?.unwrap_or(o))
+}
+
+/// [`look`] past the glance with every thread busy from the start: the
+/// warp search and the close look are taken beside the straight look, in
+/// case it cannot name the clip on its own, and given up as soon as it
+/// does (the search when the straight look is strong enough to skip it,
+/// the close look when the straight look names anything). The answer is
+/// the one the looks taken in turn give.
+fn look_beside(matcher: &Matcher, p: &Prepared, top: usize) -> Result<Outcome> {
+    let skip_votes = matcher.params().warp.skip_votes;
+    let score = |o: &Outcome| o.best.as_ref().map_or(0, |m| m.score);
+    let (named, sure) = (AtomicBool::new(false), AtomicBool::new(false));
+    let (straight, (search, close)) = rayon::join(
+        || {
+            let straight = matcher.identify(&p.landmarks, top, 1.0);
+            if straight.as_ref().map_or(true, |o| o.best.is_some()) {
+                named.store(true, Ordering::Relaxed);
+            }
+            if straight.as_ref().map_or(true, |o| score(o) >= skip_votes) {
+                sure.store(true, Ordering::Relaxed);
+            }
+            straight
+        },
+        || {
+            rayon::join(
+                || warp::search(matcher, &p.samples, top, &sure),
+                || closelook::identify_unless(matcher, &p.samples, top, &named),
+            )
+        },
+    );
+    let straight = straight?;
+    if score(&straight) >= skip_votes {
+        // Strong as it is: the search was given up, and the warp step only
+        // re-times the clip, as in turn.
+        return warp::identify(matcher, &p.samples, straight, top);
+    }
+    let o = warp::preferred(straight, search?);
     if o.best.is_some() {
         return Ok(o);
     }
