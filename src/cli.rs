@@ -157,6 +157,9 @@ pub struct ScanArgs {
     /// How sure a window's answer must be (see `ostid match --max-chance`)
     #[arg(long, value_name = "E", value_parser = positive_f64)]
     pub max_chance: Option<f64>,
+    /// Worker threads: windows looked up at once [default: all cores]
+    #[arg(short = 'j', long)]
+    pub threads: Option<usize>,
 }
 
 /// `ostid scan --format`.
@@ -200,6 +203,7 @@ impl ScanArgs {
             format,
             svg: self.svg,
             max_chance: self.max_chance,
+            threads: self.threads,
             quiet,
         }
     }

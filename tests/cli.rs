@@ -972,6 +972,53 @@ fn scan_turns_an_episode_into_its_cue_sheet() {
 }
 
 #[test]
+fn a_scan_on_several_threads_gives_the_cues_of_one_thread() {
+    // The episode played 4 % fast (a PAL transfer): the warp search finds
+    // the speed and later windows are looked at through it, so what a
+    // window finds depends on the windows before it.
+    let (tmp, db) = indexed();
+    let episode = tmp.path().join("episode.wav");
+    build_episode(&episode);
+    let normal = pcm_8k(&episode);
+    let fast: Vec<f32> = (0..(normal.len() as f64 / 1.04) as usize - 1)
+        .map(|i| {
+            let x = i as f64 * 1.04;
+            let (k, f) = (x as usize, (x - x.floor()) as f32);
+            normal[k] * (1.0 - f) + normal[k + 1] * f
+        })
+        .collect();
+    let pal = tmp.path().join("pal.wav");
+    write_wav(&pal, &fast, 8000);
+    let scan = |threads: &str| {
+        let out = ostid(&db)
+            .args(["scan", "--json", "-j", threads])
+            .arg(&pal)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one = scan("1");
+    let cues: Vec<serde_json::Value> = one
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sped = cues
+        .iter()
+        .filter(|c| (c["speed"].as_f64().unwrap() - 1.04).abs() < 0.01)
+        .count();
+    assert!(sped >= 3, "{one}");
+    for threads in ["2", "3"] {
+        assert_eq!(scan(threads), one, "-j {threads}");
+    }
+}
+
+#[test]
 fn scan_formats_csv_table_and_a_timeline_with_one_bar_per_cue() {
     let (tmp, db) = indexed();
     let episode = tmp.path().join("episode.wav");

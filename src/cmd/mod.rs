@@ -62,6 +62,8 @@ pub struct ScanConfig {
     pub svg: Option<PathBuf>,
     /// Overrides `decision.max_chance`.
     pub max_chance: Option<f64>,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
     pub quiet: bool,
 }
 

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{exit_on_interrupt, ScanConfig, Status};
+use rayon::prelude::*;
+
+use super::{exit_on_interrupt, pool, ScanConfig, Status};
 use crate::closelook;
 use crate::cueformats;
 use crate::cuesheet::{CueRules, CueSheet, Hit, Segment};
@@ -29,53 +31,119 @@ pub const HOP_S: f64 = 4.0;
 /// at most one unmatched window per this many seconds of recording.
 const WARP_SEARCH_EVERY_S: f64 = 30.0;
 
-/// Looks windows up, remembering the speed a recording was found to play at
-/// (a PAL film runs fast from start to end).
+/// A window after the looks short of the warp search.
+enum Window {
+    Named(Outcome),
+    /// Named by none: the straight look's outcome.
+    Unnamed(Outcome),
+}
+
+/// The looks at one window short of the warp search: a glance, the
+/// straight look, the look at the speed the recording was found to play at
+/// (`warp`, if any), the close look. Also whether the answer depended on
+/// `warp`: a window named at a glance or by the straight look did not.
+fn first_looks(matcher: &Matcher, warp: Option<Change>, samples: &[f32]) -> Result<(Window, bool)> {
+    let params = matcher.params();
+    let (lms, glance) = Fingerprinter::query_looks(params, samples);
+    if let Some(o) = glance::identify(matcher, &glance, 1)? {
+        return Ok((Window::Named(o), false));
+    }
+    let straight = matcher.identify(&lms, 1, 1.0)?;
+    if straight.best.is_some() {
+        return Ok((Window::Named(straight), false));
+    }
+    if let Some(change) = warp {
+        let lms = warp::landmarks(params, samples, change.warp());
+        // The straight look and the one at the known speed.
+        let o = matcher.identify(&lms, 1, 2.0)?;
+        if o.best.is_some() {
+            return Ok((Window::Named(warp::labelled(o, change)), true));
+        }
+    }
+    if let Some(o) = closelook::identify(matcher, samples, 1)? {
+        return Ok((Window::Named(o), true));
+    }
+    Ok((Window::Unnamed(straight), true))
+}
+
+/// Windows looked up a few at a time, [`WINDOWS_PER_THREAD`] in a row on
+/// each thread (what overlapping windows read is then read once), then
+/// taken in order with what the scan remembers: the speed the recording
+/// was found to play at (a PAL film runs fast from start to end; a window
+/// whose answer depended on it is looked at again if it changed) and when
+/// the warp search last ran (it runs in order, on at most one unnamed
+/// window per [`WARP_SEARCH_EVERY_S`]). The answers are those of the
+/// windows looked up one after the other.
 struct Looker {
     matcher: Matcher,
     warp: Option<Change>,
     last_search_s: f64,
+    pool: rayon::ThreadPool,
+    /// Windows waiting: start in samples, samples.
+    pending: Vec<(usize, Vec<f32>)>,
 }
 
+/// Consecutive windows a thread looks up in a batch.
+const WINDOWS_PER_THREAD: usize = 2;
+
 impl Looker {
-    fn look(&mut self, samples: &[f32], start_s: f64) -> Result<Outcome> {
-        let params = self.matcher.params().clone();
-        let (lms, glance) = Fingerprinter::query_looks(&params, samples);
-        if let Some(o) = glance::identify(&self.matcher, &glance, 1)? {
-            return Ok(o);
-        }
-        let straight = self.matcher.identify(&lms, 1, 1.0)?;
-        if straight.best.is_some() {
-            return Ok(straight);
-        }
-        if let Some(change) = self.warp {
-            let lms = warp::landmarks(&params, samples, change.warp());
-            // The straight look and the one at the known speed.
-            let o = self.matcher.identify(&lms, 1, 2.0)?;
-            if o.best.is_some() {
-                return Ok(warp::labelled(o, change));
-            }
-        }
-        if let Some(o) = closelook::identify(&self.matcher, samples, 1)? {
-            return Ok(o);
-        }
-        if start_s - self.last_search_s < WARP_SEARCH_EVERY_S {
-            return Ok(straight);
-        }
-        self.last_search_s = start_s;
-        let o = warp::identify(&self.matcher, samples, straight, 1)?;
-        if let Some(m) = &o.best {
-            self.warp = if m.speed != 1.0 {
-                Some(Change::Speed(m.speed))
-            } else if m.tempo != 1.0 {
-                Some(Change::Tempo(m.tempo))
-            } else if m.pitch_semitones != 0.0 {
-                Some(Change::Pitch(2f64.powf(m.pitch_semitones / 12.0)))
+    fn batch(&self) -> usize {
+        self.pool.current_num_threads() * WINDOWS_PER_THREAD
+    }
+
+    /// The answers of the pending windows, in order, with their starts.
+    fn look_pending(&mut self, rate: f64) -> Result<Vec<(usize, Outcome)>> {
+        let pending = std::mem::take(&mut self.pending);
+        let before = self.warp;
+        let matcher = &self.matcher;
+        let at_once: Vec<Result<(Window, bool)>> = self.pool.install(|| {
+            pending
+                .par_chunks(WINDOWS_PER_THREAD)
+                .flat_map_iter(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|(_, samples)| first_looks(matcher, before, samples))
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(pending.len());
+        for ((start, samples), r) in pending.iter().zip(at_once) {
+            let start_s = *start as f64 / rate;
+            let (window, depended) = r?;
+            // On a worker, as every look: each thread that looks keeps a
+            // cache of what it read.
+            let window = if depended && self.warp != before {
+                self.pool
+                    .install(|| first_looks(matcher, self.warp, samples))?
+                    .0
             } else {
-                self.warp
+                window
             };
+            let o = match window {
+                Window::Named(o) => o,
+                Window::Unnamed(straight) if start_s - self.last_search_s < WARP_SEARCH_EVERY_S => {
+                    straight
+                }
+                Window::Unnamed(straight) => {
+                    self.last_search_s = start_s;
+                    let o = self
+                        .pool
+                        .install(|| warp::identify(matcher, samples, straight, 1))?;
+                    if let Some(m) = &o.best {
+                        if m.speed != 1.0 {
+                            self.warp = Some(Change::Speed(m.speed));
+                        } else if m.tempo != 1.0 {
+                            self.warp = Some(Change::Tempo(m.tempo));
+                        } else if m.pitch_semitones != 0.0 {
+                            self.warp = Some(Change::Pitch(2f64.powf(m.pitch_semitones / 12.0)));
+                        }
+                    }
+                    o
+                }
+            };
+            out.push((*start, o));
         }
-        Ok(o)
+        Ok(out)
     }
 }
 
@@ -113,6 +181,9 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     // The matcher reads a snapshot: the index is free for `ostid index`
     // while a long scan runs.
     matcher.release()?;
+    // The warp search runs on one window at a time, in order: on every
+    // thread.
+    matcher.set_spread_looks(true);
     matcher.allow_lead(WINDOW_S);
     // Chance answers are kept rare per hour of recording, not per window.
     matcher.set_looks_factor(3600.0 / HOP_S);
@@ -129,6 +200,8 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
         matcher,
         warp: None,
         last_search_s: f64::NEG_INFINITY,
+        pool: pool(cfg.threads)?,
+        pending: Vec::new(),
     };
 
     let stdout = io::stdout();
@@ -152,13 +225,25 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     let mut next = 0usize;
     let mut failure: Option<anyhow::Error> = None;
     let mut closed: Vec<Segment> = Vec::new();
-    // One window: look it up, hand its hits to the sheet, collect what closes.
-    let mut step = |samples: &[f32], start: usize, closed: &mut Vec<Segment>| -> Result<()> {
-        let start_s = start as f64 / rate;
-        let o = looker.look(samples, start_s)?;
-        sheet.push(start_s, hits(o, start_s, frame_s, fft_s), &mut |s| {
-            closed.push(s)
-        });
+    // Windows: looked up a batch at a time; their hits handed to the sheet
+    // in order, collecting what closes.
+    let mut step = |window: Option<(&[f32], usize)>, closed: &mut Vec<Segment>| -> Result<()> {
+        let flush = match window {
+            Some((samples, start)) => {
+                looker.pending.push((start, samples.to_vec()));
+                looker.pending.len() >= looker.batch()
+            }
+            None => true,
+        };
+        if !flush {
+            return Ok(());
+        }
+        for (start, o) in looker.look_pending(rate)? {
+            let start_s = start as f64 / rate;
+            sheet.push(start_s, hits(o, start_s, frame_s, fft_s), &mut |s| {
+                closed.push(s)
+            });
+        }
         Ok(())
     };
     let source = Source::from_arg(&cfg.input);
@@ -166,7 +251,7 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
         buf.extend_from_slice(chunk);
         while buf_start + buf.len() >= next + window {
             let at = next - buf_start;
-            if let Err(e) = step(&buf[at..at + window], next, &mut closed) {
+            if let Err(e) = step(Some((&buf[at..at + window], next)), &mut closed) {
                 failure = Some(e);
                 return Flow::Stop;
             }
@@ -196,8 +281,9 @@ pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     let tail_start = total.saturating_sub(window).max(buf_start);
     if total > covered && total - tail_start >= rate as usize {
         let at = tail_start - buf_start;
-        step(&buf[at..], tail_start, &mut closed)?;
+        step(Some((&buf[at..], tail_start)), &mut closed)?;
     }
+    step(None, &mut closed)?;
     sheet.finish(&mut |s| closed.push(s));
     for s in closed.drain(..) {
         emit(s, &mut out)?;
