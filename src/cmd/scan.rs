@@ -87,8 +87,14 @@ struct Looker {
 const WINDOWS_PER_THREAD: usize = 2;
 
 impl Looker {
+    /// Windows looked up at once. Each waits for the last of its batch:
+    /// one thread takes them one at a time (cues come soonest on a live
+    /// pipe).
     fn batch(&self) -> usize {
-        self.pool.current_num_threads() * WINDOWS_PER_THREAD
+        match self.pool.current_num_threads() {
+            1 => 1,
+            n => n * WINDOWS_PER_THREAD,
+        }
     }
 
     /// The answers of the pending windows, in order, with their starts.
