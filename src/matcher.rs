@@ -93,9 +93,52 @@ pub struct TrackFeatures {
     pub tail: Vec<u32>,
 }
 
-/// (track, offset in frames, query anchor: frame << FREQ_BITS | bin): 12
-/// bytes, as a query at 10,000 h holds millions of them.
+/// (track, offset in frames, query anchor: frame << FREQ_BITS | bin).
 type Vote = (u32, i32, u32);
+
+/// A query's votes, sorted and deduplicated. Kept as the keys they were
+/// sorted as where those are `u64`s (8 bytes a vote, read back as
+/// [`Vote`]s: a query at 10,000 h holds millions), else as [`Vote`]s.
+enum Votes {
+    Packed(Vec<u64>, KeyLayout),
+    Wide(Vec<Vote>),
+}
+
+impl Votes {
+    fn len(&self) -> usize {
+        match self {
+            Votes::Packed(keys, _) => keys.len(),
+            Votes::Wide(votes) => votes.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Vote {
+        match self {
+            Votes::Packed(keys, layout) => keys[i].unpack(layout),
+            Votes::Wide(votes) => votes[i],
+        }
+    }
+
+    /// Votes `range`, in order.
+    fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Vote> + '_ {
+        range.map(|i| self.get(i))
+    }
+
+    /// The first vote (by index) for which `below` is false; `below` is
+    /// true of every vote before it and false of every one after.
+    fn partition_point(&self, below: impl Fn(Vote) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(self.get(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
 
 /// How a vote is packed into one integer that sorts as the vote does
 /// (track, then offset, then anchor): the anchor in the low
@@ -589,10 +632,23 @@ impl Matcher {
     /// and offset (an anchor paired with many targets counts once); with
     /// the number of postings each track gave before that (what chance
     /// spreads over the track's offsets).
-    fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Vec<Vote>, TrackPostings)> {
+    fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Votes, TrackPostings)> {
+        let lead = -self.max_lead_frames;
         match self.narrow_layout(landmarks) {
-            Some(layout) => self.sorted_votes_as::<u64>(landmarks, &layout),
-            None => self.sorted_votes_as::<u128>(landmarks, &WIDE),
+            Some(layout) => {
+                let (mut keys, postings) = self.sorted_keys::<u64>(landmarks, &layout)?;
+                keys.retain(|k| k.unpack(&layout).1 as i64 >= lead);
+                Ok((Votes::Packed(keys, layout), postings))
+            }
+            None => {
+                let (keys, postings) = self.sorted_keys::<u128>(landmarks, &WIDE)?;
+                let votes = keys
+                    .into_iter()
+                    .map(|k| k.unpack(&WIDE))
+                    .filter(|&(_, o, _)| o as i64 >= lead)
+                    .collect();
+                Ok((Votes::Wide(votes), postings))
+            }
         }
     }
 
@@ -613,12 +669,13 @@ impl Matcher {
         })
     }
 
-    /// [`Matcher::sorted_votes`] with votes packed as `K`.
-    fn sorted_votes_as<K: VoteKey>(
+    /// The votes of [`Matcher::sorted_votes`] as keys `K`, sorted and
+    /// deduplicated, offsets before the lead allowed not yet dropped.
+    fn sorted_keys<K: VoteKey>(
         &self,
         landmarks: &[Landmark],
         layout: &KeyLayout,
-    ) -> Result<(Vec<Vote>, TrackPostings)> {
+    ) -> Result<(Vec<K>, TrackPostings)> {
         // Sorted as one number each: a sort of plain integers, not of tuples.
         let mut keys: Vec<K> = self.votes(landmarks, layout)?;
         K::sort(&mut keys, layout);
@@ -627,19 +684,13 @@ impl Matcher {
             per_track.insert(run[0].track(layout), run.len() as u64);
         }
         keys.dedup();
-        let lead = self.max_lead_frames;
-        let votes = keys
-            .into_iter()
-            .map(|k| k.unpack(layout))
-            .filter(|&(_, o, _)| o as i64 >= -lead)
-            .collect();
-        Ok((votes, per_track))
+        Ok((keys, per_track))
     }
 
     /// Candidate offsets per track, scores smoothed over +-1 frame; query
     /// windows are counted where the score reaches `count_windows_from`.
     /// Tracks come in the votes' order (by track id).
-    fn candidates(&self, votes: &[Vote], count_windows_from: u32) -> Vec<(u32, Vec<Candidate>)> {
+    fn candidates(&self, votes: &Votes, count_windows_from: u32) -> Vec<(u32, Vec<Candidate>)> {
         self.candidates_from(votes, count_windows_from, 0).0
     }
 
@@ -647,7 +698,7 @@ impl Matcher {
     /// `keep_from`; with the best score of all, kept or not.
     fn candidates_from(
         &self,
-        votes: &[Vote],
+        votes: &Votes,
         count_windows_from: u32,
         keep_from: u32,
     ) -> (Vec<(u32, Vec<Candidate>)>, u32) {
@@ -686,9 +737,9 @@ impl Matcher {
                 ws.clear();
                 for run in std::iter::once(r).chain(neighbours.iter().flatten().copied()) {
                     ws.extend(
-                        votes[run.start..run.end]
-                            .iter()
-                            .map(|&(_, _, a)| a >> hash::FREQ_BITS),
+                        votes
+                            .range(run.start..run.end)
+                            .map(|(_, _, a)| a >> hash::FREQ_BITS),
                     );
                 }
                 ws.sort_unstable();
@@ -943,11 +994,11 @@ impl Matcher {
 }
 
 /// First and last query frame of the votes for `track` at `offset` +-1.
-fn heard(votes: &[Vote], track: u32, offset: i64) -> (u32, u32) {
+fn heard(votes: &Votes, track: u32, offset: i64) -> (u32, u32) {
     let lo = votes.partition_point(|v| (v.0, v.1 as i64) < (track, offset - 1));
     let hi = votes.partition_point(|v| (v.0, v.1 as i64) <= (track, offset + 1));
-    votes[lo..hi]
-        .iter()
+    votes
+        .range(lo..hi)
         .map(|v| v.2 >> hash::FREQ_BITS)
         .fold(None, |acc: Option<(u32, u32)>, f| {
             Some(acc.map_or((f, f), |(a, b)| (a.min(f), b.max(f))))
@@ -962,12 +1013,12 @@ const MAX_DRIFT_FRAMES: i64 = 25;
 /// Slope of offset against query frame for the votes of `track` near
 /// `offset`: least squares, then again on the votes within 2 frames of the
 /// first line (chance votes scattered around it only dilute the first fit).
-fn drift(votes: &[Vote], track: u32, offset: i64) -> f64 {
+fn drift(votes: &Votes, track: u32, offset: i64) -> f64 {
     let lo = votes.partition_point(|v| (v.0, v.1 as i64) < (track, offset - MAX_DRIFT_FRAMES));
     let hi = votes.partition_point(|v| (v.0, v.1 as i64) <= (track, offset + MAX_DRIFT_FRAMES));
-    let points: Vec<(f64, f64)> = votes[lo..hi]
-        .iter()
-        .map(|&(_, o, a)| ((a >> hash::FREQ_BITS) as f64, o as f64))
+    let points: Vec<(f64, f64)> = votes
+        .range(lo..hi)
+        .map(|(_, o, a)| ((a >> hash::FREQ_BITS) as f64, o as f64))
         .collect();
     let fit = |pts: &mut dyn Iterator<Item = (f64, f64)>| -> Option<(f64, f64)> {
         let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -996,14 +1047,25 @@ fn drift(votes: &[Vote], track: u32, offset: i64) -> f64 {
 }
 
 /// The runs of sorted votes that share a track and an offset, in order.
-fn runs_of(votes: &[Vote]) -> impl Iterator<Item = Run> + '_ {
+fn runs_of(votes: &Votes) -> impl Iterator<Item = Run> + '_ {
     let mut start = 0;
     std::iter::from_fn(move || {
-        let &(track, offset, _) = votes.get(start)?;
-        let len = votes[start..]
-            .iter()
-            .position(|v| v.0 != track || v.1 != offset)
-            .unwrap_or(votes.len() - start);
+        if start >= votes.len() {
+            return None;
+        }
+        let (track, offset, _) = votes.get(start);
+        let len = match votes {
+            // Equal (track, offset) is equal bits above the anchor.
+            Votes::Packed(keys, layout) => {
+                let high = |k: u64| k >> layout.anchor_bits;
+                let first = high(keys[start]);
+                keys[start..].iter().position(|&k| high(k) != first)
+            }
+            Votes::Wide(v) => v[start..]
+                .iter()
+                .position(|v| v.0 != track || v.1 != offset),
+        }
+        .unwrap_or(votes.len() - start);
         let run = Run {
             track,
             offset: offset as i64,
@@ -1184,6 +1246,30 @@ mod tests {
         shuffled.rotate_left(narrow.len() / 3);
         radix_sort(&mut shuffled, 64);
         assert_eq!(shuffled, narrow);
+        // Kept packed, they read back as the votes, and find as they do.
+        let packed = Votes::Packed(narrow, l);
+        let wide = Votes::Wide(votes.clone());
+        for v in [&packed, &wide] {
+            assert_eq!(v.len(), votes.len());
+            assert!(v.range(0..v.len()).eq(votes.iter().copied()));
+            for track in [0, 1, 2, 7, 1 << 15] {
+                for offset in [-1001, -1000, 0, 1, 2, 12_345, max_off as i64 + 1] {
+                    let below = |x: &Vote| (x.0, x.1 as i64) < (track, offset);
+                    assert_eq!(
+                        v.partition_point(|x| below(&x)),
+                        votes.partition_point(below)
+                    );
+                    assert_eq!(heard(v, track, offset), heard(&wide, track, offset));
+                }
+            }
+        }
+        let runs = |v: &Votes| {
+            runs_of(v)
+                .map(|r| (r.track, r.offset, r.start, r.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(runs(&packed), runs(&wide));
+        assert_eq!(runs(&wide).len(), votes.len() / 3);
         assert_eq!(bits(0), 0);
         assert_eq!(bits(1), 1);
         assert_eq!(bits(u64::MAX), 64);
