@@ -1,8 +1,9 @@
 //! `ostid scan`: the cue sheet of a long recording (an episode, a film, a
 //! stream). The input is decoded as a stream and looked up in overlapping
-//! windows; [`CueSheet`] merges the windows' answers into segments. Memory
-//! stays flat in the input's length: one window of samples and the open
-//! segments (plus, for the table, CSV and SVG, the finished segments).
+//! windows, a few at once on the threads of a pool; [`CueSheet`] merges the
+//! windows' answers into segments. Memory stays flat in the input's length:
+//! a batch of windows' samples and the open segments (plus, for the table,
+//! CSV and SVG, the finished segments).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
