@@ -446,6 +446,15 @@ pub fn search(
     // First pass: a cheap probe of every grid point.
     let clip = Clip::new(&params, samples);
     let probed = first_pass(matcher, &params, &clip, cancel)?;
+    // Where even the likeliest point looks like chance, no finer probe
+    // will name the clip.
+    let likeliest = probed
+        .iter()
+        .map(|p| p.0.chance)
+        .fold(f64::INFINITY, f64::min);
+    if likeliest / matcher.looks_factor() > w.refine_max_chance {
+        return Ok(None);
+    }
 
     // Second pass: finer probes around the best points, a full query at
     // the best of each.
@@ -757,7 +766,9 @@ mod tests {
         let mut lms = Vec::new();
         fp.push(&original, &mut |l| lms.push(l));
         fp.finish(&mut |l| lms.push(l));
-        store.commit(vec![test_track(0, 8.0, lms)], &[]).unwrap();
+        store
+            .commit(vec![test_track(0, 8.0, lms.clone())], &[])
+            .unwrap();
         drop(store);
         let store = Store::open(dir.path(), Access::Read, None).unwrap();
         let mut matcher = Matcher::new(store).unwrap();
@@ -814,6 +825,19 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(search(&matcher, &faster, 1, &AtomicBool::new(true))
+            .unwrap()
+            .is_none());
+        // An index whose search refines nothing unless the first pass is
+        // likelier than any chance: the search ends after the first pass.
+        let mut strict = p.clone();
+        strict.warp.refine_max_chance = 0.0;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, Some(&strict)).unwrap();
+        store.commit(vec![test_track(0, 8.0, lms)], &[]).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), Access::Read, None).unwrap();
+        let matcher = Matcher::new(store).unwrap();
+        assert!(search(&matcher, &faster, 1, &AtomicBool::new(false))
             .unwrap()
             .is_none());
     }
