@@ -37,7 +37,7 @@ pub fn identify_unless(
 ) -> Result<Option<Outcome>> {
     let params = matcher.params();
     let c = &params.close_look;
-    if !c.enabled || samples.is_empty() {
+    if !c.enabled || samples.is_empty() || cancel.load(Ordering::Relaxed) {
         return Ok(None);
     }
     let close = params.with_query_peaks(
