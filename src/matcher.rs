@@ -304,8 +304,9 @@ fn bits(v: u64) -> u32 {
 /// Postings of read lookups ([`crate::segment::READ_LOOKUPS_ABOVE`]) kept
 /// per thread, at most this many (track, frame) pairs (8 MB). One clip
 /// reads fewer; a scan or a batch fills it. Measured at 1,000 h (2
-/// threads): 4 M pairs against 1 M took a 10-minute scan 3.06 -> 2.88 s
-/// and 124 -> 204 MB, the 80-clip batch the same time and 166 -> 250 MB.
+/// threads), 1 M pairs against 4 M: a 10-minute scan 3.06 s and 124 MB
+/// against 2.88 s and 204 MB; the 80-clip batch the same time (~5.7 s),
+/// 166 against 250 MB.
 const READ_CACHE_HITS: usize = 1 << 20;
 
 thread_local! {

@@ -473,14 +473,14 @@ impl Params {
                 "warp: ranges must be in [0, 0.5) (pitch 0..=6 semitones), steps > 0".into(),
             );
         }
-        if w.stop_max_chance.is_nan() || w.stop_max_chance < 0.0 {
-            return Err("warp: stop_max_chance must be >= 0".into());
-        }
-        if w.refine_max_chance.is_nan() || w.refine_max_chance < 0.0 {
-            return Err("warp: refine_max_chance must be >= 0".into());
-        }
-        if w.full_max_chance.is_nan() || w.full_max_chance < 0.0 {
-            return Err("warp: full_max_chance must be >= 0".into());
+        for (name, bound) in [
+            ("stop_max_chance", w.stop_max_chance),
+            ("refine_max_chance", w.refine_max_chance),
+            ("full_max_chance", w.full_max_chance),
+        ] {
+            if bound.is_nan() || bound < 0.0 {
+                return Err(format!("warp: {name} must be >= 0"));
+            }
         }
         if self.warp.radius_bins == 0 || self.warp.radius_frames == 0 {
             return Err("warp: a radius must be >= 1".into());
