@@ -94,9 +94,9 @@ pub struct DecisionParams {
     /// not named: short figures repeating in clip and track (a beat, a
     /// bar) agree at every repeat, and votes that stack so are not the
     /// independent chances the rule counts. Default 1.5: chosen on the
-    /// tuning half (wrong answers with several positions had them 1.0-1.3
-    /// s apart, right ones at least 2.0 s; README). 0 turns it off. Query
-    /// side.
+    /// tuning half (41 h, loose threshold: the wrong answers with several
+    /// positions had them 1.0-1.3 s apart, right answers at least 2.0 s;
+    /// README). 0 turns it off. Query side.
     pub max_beat_s: f64,
     /// Confidence: the chance figure at which half the answers are right...
     /// Default 0.1, fitted on the tuning half (`benches/tune.py`).
