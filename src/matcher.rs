@@ -864,7 +864,6 @@ impl Matcher {
         let (votes, postings) = self.sorted_votes(landmarks)?;
         let d = &self.params.decision;
         let (min_votes, min_windows) = (d.min_votes, self.params.min_windows);
-        let beat_frames = (d.max_beat_s / self.params.frame_s()).round() as i64;
         // Without runner-ups asked for, a track can only be named, or be
         // a copy named beside the answer, from an offset with `min_votes`:
         // the others are not kept (at 1,000 h they are most of a million).
@@ -877,10 +876,7 @@ impl Matcher {
             .map(|(t, mut cands)| {
                 cands.sort_by(|a, b| b.score.cmp(&a.score).then(a.offset.cmp(&b.offset)));
                 let best = cands[0];
-                let chance = if best.score >= min_votes
-                    && best.windows >= min_windows
-                    && !beats(&repeats(&cands, min_votes, min_windows), beat_frames)
-                {
+                let chance = if best.score >= min_votes && best.windows >= min_windows {
                     self.chance_of(t, best.frames, &postings, looks)
                 } else {
                     f64::INFINITY
@@ -929,7 +925,25 @@ impl Matcher {
             let Some(rec) = self.record(*track)? else {
                 continue;
             };
-            let positions = repeats(cands, min_votes, min_windows);
+            // Repeats: other positions scoring at least half as well.
+            let mut positions: Vec<Candidate> = Vec::new();
+            for c in cands
+                .iter()
+                .filter(|c| c.score >= min_votes && c.windows >= min_windows)
+            {
+                if c.score < best.score.div_ceil(2) {
+                    break;
+                }
+                if positions
+                    .iter()
+                    .all(|p| (p.offset - c.offset).abs() > SAME_POSITION_FRAMES)
+                {
+                    positions.push(*c);
+                }
+            }
+            if positions.is_empty() {
+                positions.push(best);
+            }
             let clamp = self.max_lead_frames <= MAX_LEAD_FRAMES;
             let to_s = |c: &Candidate| {
                 let s = c.refined * frame_s;
@@ -978,43 +992,6 @@ impl Matcher {
         }
         Ok(outcome)
     }
-}
-
-/// Where a track's clip lies: its best offset, then the other offsets
-/// scoring at least half as well that could be named (repeats of looping
-/// music), each more than [`SAME_POSITION_FRAMES`] from the others. `cands`
-/// is sorted best first.
-fn repeats(cands: &[Candidate], min_votes: u32, min_windows: u32) -> Vec<Candidate> {
-    let best = cands[0];
-    let mut positions: Vec<Candidate> = Vec::new();
-    for c in cands
-        .iter()
-        .filter(|c| c.score >= min_votes && c.windows >= min_windows)
-    {
-        if c.score < best.score.div_ceil(2) {
-            break;
-        }
-        if positions
-            .iter()
-            .all(|p| (p.offset - c.offset).abs() > SAME_POSITION_FRAMES)
-        {
-            positions.push(*c);
-        }
-    }
-    if positions.is_empty() {
-        positions.push(best);
-    }
-    positions
-}
-
-/// Whether two of a track's positions lie at most `frames` apart: the
-/// clip agrees with the track wherever a short figure repeats in both (a
-/// beat, a bar), the mark of two loops agreeing by chance rather than of
-/// one recording (`decision.max_beat_s`).
-fn beats(positions: &[Candidate], frames: i64) -> bool {
-    let mut offsets: Vec<i64> = positions.iter().map(|c| c.offset).collect();
-    offsets.sort_unstable();
-    offsets.windows(2).any(|w| w[1] - w[0] <= frames)
 }
 
 /// First and last query frame of the votes for `track` at `offset` +-1.
@@ -1153,32 +1130,6 @@ fn round_ms(s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeats_a_beat_apart_mark_two_loops_agreeing() {
-        let c = |offset: i64, score: u32| Candidate {
-            offset,
-            score,
-            windows: 3,
-            frames: score,
-            refined: offset as f64,
-        };
-        // Best first, as `identify` sorts them. Within SAME_POSITION_FRAMES
-        // of a kept one is the same position; below half the best score,
-        // or below the floor, is not a repeat.
-        let cands = [c(500, 20), c(510, 19), c(540, 15), c(900, 12), c(10, 9)];
-        let at: Vec<i64> = repeats(&cands, 11, 3).iter().map(|p| p.offset).collect();
-        assert_eq!(at, vec![500, 540, 900]);
-        // 40 frames (1.3 s) apart: a beat; 47 frames is 1.5 s.
-        assert!(beats(&repeats(&cands, 11, 3), 47));
-        assert!(!beats(&repeats(&cands, 11, 3), 39));
-        assert!(!beats(&repeats(&cands, 11, 3), 0));
-        // Repeats a loop's length apart (400 frames) are looping music.
-        let looped = [c(500, 20), c(900, 18), c(1300, 17)];
-        assert!(!beats(&repeats(&looped, 11, 3), 47));
-        // One position is never a beat.
-        assert!(!beats(&repeats(&[c(500, 20)], 11, 3), 47));
-    }
 
     #[test]
     fn vote_keys_sort_as_votes_and_invert() {

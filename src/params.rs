@@ -89,15 +89,6 @@ pub struct DecisionParams {
     /// repeated figures in music pile them up). Default 1.5, chosen on the
     /// tuning half.
     pub dispersion: f64,
-    /// An answer with two positions in its track at most this far apart,
-    /// seconds (both scoring at least half the best, both nameable), is
-    /// not named: short figures repeating in clip and track (a beat, a
-    /// bar) agree at every repeat, and votes that stack so are not the
-    /// independent chances the rule counts. Default 1.5: chosen on the
-    /// tuning half (41 h, loose threshold: the wrong answers with several
-    /// positions had them 1.0-1.3 s apart, right answers at least 2.0 s;
-    /// README). 0 turns it off. Query side.
-    pub max_beat_s: f64,
     /// Confidence: the chance figure at which half the answers are right...
     /// Default 0.1, fitted on the tuning half (`benches/tune.py`).
     pub confidence_half_chance: f64,
@@ -111,7 +102,6 @@ impl Default for DecisionParams {
             max_chance: 3e-5,
             min_votes: 11,
             dispersion: 1.5,
-            max_beat_s: 1.5,
             confidence_half_chance: 0.1,
             confidence_slope: 0.3,
         }
