@@ -170,6 +170,29 @@ pub fn default_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("ostid").join("index"))
 }
 
+/// The parameters an index records. A field this build does not know was
+/// written by a newer one (parameters only ever gain fields): that says so,
+/// rather than that the index is damaged.
+fn read_params(raw: &[u8], dir: &Path) -> Result<Params> {
+    serde_json::from_slice(raw).map_err(|e| {
+        let msg = e.to_string();
+        match msg
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(field) => anyhow!(
+                "the index at {} records parameter `{field}`, unknown to this ostid ({}): it was written by a newer one; use that ostid, or rebuild the index with this one (`ostid index --rebuild DIR...`)",
+                dir.display(),
+                env!("CARGO_PKG_VERSION")
+            ),
+            None => anyhow!(
+                "the parameters recorded in {} are unreadable ({msg}); rebuild it with `ostid index --rebuild DIR...`",
+                dir.display()
+            ),
+        }
+    })
+}
+
 fn meta_key(name: &str) -> Vec<u8> {
     let mut k = b"M".to_vec();
     k.extend_from_slice(name.as_bytes());
@@ -264,6 +287,13 @@ impl Store {
                 let version = <[u8; 4]>::try_from(v.as_ref())
                     .map(u32::from_be_bytes)
                     .unwrap_or(0);
+                if version > FORMAT_VERSION {
+                    bail!(
+                        "the index at {} has format version {version}, written by a newer ostid (this one, {}, reads version {FORMAT_VERSION}); use that ostid, or rebuild the index with this one (`ostid index --rebuild DIR...`)",
+                        dir.display(),
+                        env!("CARGO_PKG_VERSION")
+                    );
+                }
                 if version != FORMAT_VERSION {
                     bail!(
                         "the index at {} has format version {version}, this ostid reads version {FORMAT_VERSION}; rebuild it with `ostid index --rebuild DIR...`",
@@ -273,9 +303,7 @@ impl Store {
                 let raw = db
                     .get(meta_key("params"))?
                     .ok_or_else(|| anyhow!("the index at {} has no parameters recorded; rebuild it with `ostid index --rebuild DIR...`", dir.display()))?;
-                let stored: Params = serde_json::from_slice(&raw).with_context(|| {
-                    format!("the parameters recorded in {} are unreadable; rebuild it with `ostid index --rebuild DIR...`", dir.display())
-                })?;
+                let stored = read_params(&raw, dir)?;
                 if let Some(want) = params {
                     if want.digest() != stored.digest() {
                         bail!(
@@ -1068,5 +1096,48 @@ mod tests {
         assert_eq!(level(4 * commit), 1);
         assert_eq!(level(16 * commit), 2);
         assert!(level(u64::MAX) < 32);
+    }
+
+    /// Rewrites one meta value of a closed index, as another build would.
+    fn set_meta(dir: &Path, name: &str, value: &[u8]) {
+        let db = sled::open(dir.join("sled")).unwrap();
+        db.insert(meta_key(name), value).unwrap();
+        db.flush().unwrap();
+    }
+
+    #[test]
+    fn an_index_from_a_newer_build_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), Access::Write, None).unwrap());
+        let mut params = serde_json::to_value(Params::default()).unwrap();
+        params["decision"]["future_knob"] = serde_json::json!(1.5);
+        set_meta(dir.path(), "params", &serde_json::to_vec(&params).unwrap());
+        let err = format!(
+            "{:#}",
+            Store::open(dir.path(), Access::Read, None).err().unwrap()
+        );
+        assert!(err.contains("parameter `future_knob`"), "{err}");
+        assert!(err.contains("newer"), "{err}");
+
+        set_meta(dir.path(), "params", b"{not json");
+        let err = format!(
+            "{:#}",
+            Store::open(dir.path(), Access::Read, None).err().unwrap()
+        );
+        assert!(err.contains("unreadable"), "{err}");
+        assert!(!err.contains("newer"), "{err}");
+
+        set_meta(dir.path(), "format", &(FORMAT_VERSION + 1).to_be_bytes());
+        let err = format!(
+            "{:#}",
+            Store::open(dir.path(), Access::Read, None).err().unwrap()
+        );
+        assert!(err.contains("newer"), "{err}");
+        set_meta(dir.path(), "format", &(FORMAT_VERSION - 1).to_be_bytes());
+        let err = format!(
+            "{:#}",
+            Store::open(dir.path(), Access::Read, None).err().unwrap()
+        );
+        assert!(err.contains("rebuild") && !err.contains("newer"), "{err}");
     }
 }
