@@ -233,7 +233,7 @@ fn offset_i32(offset: i64) -> i32 {
 /// 11 bits a pass, passes whose digit is the same for every key skipped.
 /// Tens of thousands of keys with ~45 significant bits: four counting
 /// passes beat a comparison sort. Votes go through [`radix_sort_above`].
-fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
+fn radix_sort(keys: &mut [u64], bits: u32) {
     const SMALL: usize = 256;
     if keys.len() <= SMALL {
         keys.sort_unstable();
