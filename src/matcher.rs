@@ -348,7 +348,7 @@ fn split_by_top(keys: &mut [u64], shift: u32) -> Vec<usize> {
 /// then each run of keys equal above `low` sorted in place: the same
 /// order, in fewer passes (3 of a vote's 5 at 1,000 h). Many keys are
 /// first split by their top bits ([`SPLIT_ABOVE`]).
-fn radix_sort_above(keys: &mut Vec<u64>, bits: u32, low: u32) {
+fn radix_sort_above(keys: &mut [u64], bits: u32, low: u32) {
     if low == 0 || keys.len() <= 256 {
         return radix_sort(keys, bits);
     }
