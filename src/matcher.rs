@@ -400,7 +400,7 @@ thread_local! {
 #[derive(Default)]
 struct ReadCache {
     matcher: u64,
-    index: HashMap<(u32, u32), (usize, usize)>,
+    index: HashMap<(u32, u32), (usize, usize), IdHash>,
     hits: Vec<(u32, u32)>,
 }
 
@@ -446,11 +446,57 @@ impl ReadCache {
     }
 }
 
+/// Hashing for maps keyed by track ids and (file, hash) pairs, which a
+/// look fills by the tens of thousands (a track's postings at 10,000 h:
+/// 125,000 inserts a look): a multiply and a rotate a word (as rustc's
+/// FxHash), where the standard map's SipHash guards against keys chosen
+/// to collide, which an index's own ids are not. No output depends on a
+/// map's order (the standard one's is random per process).
+#[derive(Default, Clone, Copy)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+struct IdHasher(u64);
+
+impl IdHasher {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn finish(&self) -> u64 {
+        // The table takes its slot from the low bits and its tag from the
+        // top 7: the product's best-mixed bits are the high ones.
+        self.0.rotate_left(26)
+    }
+}
+
 /// Tells matchers apart in [`ReadCache`].
 static MATCHERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Postings each track gave a query (before votes are deduplicated).
-type TrackPostings = HashMap<u32, u64>;
+type TrackPostings = HashMap<u32, u64, IdHash>;
 
 /// Where a matcher finds the records of the tracks it names.
 enum Records {
@@ -471,7 +517,7 @@ pub struct Matcher {
     params: Params,
     /// Every live track's duration, seconds: all the decision rule needs
     /// of a track it does not name.
-    durations_s: HashMap<u32, f64>,
+    durations_s: HashMap<u32, f64, IdHash>,
     records: Records,
     max_lead_frames: i64,
     /// Offsets a chance answer could take, over the whole library: frames
@@ -503,7 +549,7 @@ impl Matcher {
     pub fn new(store: Store) -> Result<Matcher> {
         let params = store.params().clone();
         let parts = store.parts()?;
-        let durations_s: HashMap<u32, f64> = parts
+        let durations_s: HashMap<u32, f64, IdHash> = parts
             .iter()
             .flat_map(|p| p.tracks.iter().copied().zip(p.durations_s.iter().copied()))
             .filter(|&(t, _)| !store::is_removed(t))
@@ -761,7 +807,7 @@ impl Matcher {
         // Sorted as one number each: a sort of plain integers, not of tuples.
         let mut keys: Vec<K> = self.votes(landmarks, layout)?;
         K::sort(&mut keys, layout);
-        let mut per_track: TrackPostings = HashMap::new();
+        let mut per_track = TrackPostings::default();
         for run in keys.chunk_by(|a, b| a.track(layout) == b.track(layout)) {
             per_track.insert(run[0].track(layout), run.len() as u64);
         }
@@ -1292,6 +1338,39 @@ mod tests {
                 assert_eq!(got, expected, "{bits} bits, {n} keys");
             }
         }
+    }
+
+    /// The maps' hasher spreads what they are keyed by (sequential track
+    /// ids, (file, mixed hash) pairs) over a table's slots as a random one
+    /// would (~63 % of 2^16 slots taken by 2^16 keys), and a map keyed by
+    /// it holds what the standard one holds.
+    #[test]
+    fn id_hash_spreads_ids_as_a_random_hash() {
+        use std::hash::BuildHasher;
+        let slots = |hashes: Vec<u64>| {
+            let mut seen = vec![false; 1 << 16];
+            for h in hashes {
+                seen[(h & 0xFFFF) as usize] = true;
+            }
+            seen.iter().filter(|&&s| s).count()
+        };
+        let ids = slots((0..1u32 << 16).map(|t| IdHash.hash_one(t)).collect());
+        let pairs = slots(
+            (0..1u32 << 16)
+                .map(|i| IdHash.hash_one((i % 3, hash::mix(i / 3))))
+                .collect(),
+        );
+        for taken in [ids, pairs] {
+            assert!(taken > 40_000, "{taken} of 65,536 slots");
+        }
+        let mut fast: HashMap<(u32, u32), u32, IdHash> = HashMap::default();
+        let mut std: HashMap<(u32, u32), u32> = HashMap::new();
+        for i in 0..100_000u32 {
+            fast.insert((i % 7, i / 7), i);
+            std.insert((i % 7, i / 7), i);
+        }
+        assert_eq!(fast.len(), std.len());
+        assert!(std.iter().all(|(k, v)| fast.get(k) == Some(v)));
     }
 
     /// Narrow keys are the wide ones' twin: the same order, the same votes,
