@@ -358,13 +358,10 @@ fn radix_sort_above(keys: &mut [u64], bits: u32, low: u32) {
     if keys.len() > SPLIT_ABOVE && top < bits {
         let starts = split_by_top(keys, top);
         for part in starts.windows(2) {
-            radix_sort_digits(
-                &mut keys[part[0]..part[1]],
-                low,
-                top,
-                PART_DIGIT_BITS,
-                &mut other,
-            );
+            let part = &mut keys[part[0]..part[1]];
+            // Counts no larger than the part: zeroing them is not the work.
+            let digit = self::bits(part.len() as u64).clamp(8, PART_DIGIT_BITS);
+            radix_sort_digits(part, low, top, digit, &mut other);
         }
     } else {
         radix_sort_digits(keys, low, bits, DIGIT_BITS, &mut other);
