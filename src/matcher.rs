@@ -310,10 +310,9 @@ const DIGIT_BITS: u32 = 11;
 /// counts stay in the caches, so wider digits save a pass.
 const PART_DIGIT_BITS: u32 = 13;
 
-/// Reorders `keys` in place so that they ascend by their bits from `shift`
-/// up (`bits` significant bits at most, [`SPLIT_BITS`] of them at most
-/// above `shift`): an American flag sort's one pass. Returns where each
-/// part begins, and the end.
+/// Reorders `keys` in place so that they ascend by the [`SPLIT_BITS`] bits
+/// from `shift` up (the caller's keys have none above those): an American
+/// flag sort's one pass. Returns where each part begins, and the end.
 fn split_by_top(keys: &mut [u64], shift: u32) -> Vec<usize> {
     let buckets = 1usize << SPLIT_BITS;
     let digit = |k: u64| (k.checked_shr(shift).unwrap_or(0) as usize) & (buckets - 1);
@@ -445,7 +444,7 @@ impl ReadCache {
 
 /// Hashing for maps keyed by track ids and (file, hash) pairs, which a
 /// look fills by the tens of thousands (a track's postings at 10,000 h:
-/// 125,000 inserts a look): a multiply and a rotate a word (as rustc's
+/// up to 125,000 inserts a look): a multiply and a rotate a word (as rustc's
 /// FxHash), where the standard map's SipHash guards against keys chosen
 /// to collide, which an index's own ids are not. No output depends on a
 /// map's order (the standard one's is random per process).
