@@ -34,6 +34,7 @@ pub mod params;
 pub mod peaks;
 pub mod progress;
 pub mod segment;
+pub mod shortlist;
 pub mod spectrogram;
 pub mod store;
 pub mod timeline;

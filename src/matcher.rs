@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use crate::chance;
 use crate::hash::{self, Landmark};
 use crate::params::Params;
+use crate::shortlist;
 use crate::store::{self, Part, Store, TrackRecord};
 
 /// One identified track.
@@ -491,8 +492,36 @@ impl std::hash::Hasher for IdHasher {
 /// Tells matchers apart in [`ReadCache`].
 static MATCHERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Postings each track gave a query (before votes are deduplicated).
-type TrackPostings = HashMap<u32, u64, IdHash>;
+/// Postings each track gave a query (before votes are deduplicated): by
+/// track id where ids are few enough for a table, else in a map.
+enum TrackPostings {
+    Dense(Vec<u32>),
+    Map(HashMap<u32, u64, IdHash>),
+}
+
+impl TrackPostings {
+    fn get(&self, track: u32) -> u64 {
+        match self {
+            TrackPostings::Dense(counts) => counts.get(track as usize).map_or(0, |&n| n as u64),
+            TrackPostings::Map(counts) => counts.get(&track).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Track ids below this are counted in a table ([`TrackPostings::Dense`],
+/// 4 bytes an id up to the largest).
+const DENSE_TRACKS: u32 = 1 << 20;
+
+/// A query's votes as gathered: keys in the order they were read.
+enum Keys {
+    Packed(Vec<u64>, KeyLayout),
+    Wide(Vec<u128>),
+}
+
+/// Looks with more votes than this are shortlisted ([`crate::shortlist`])
+/// before they are sorted, where the caller asks only for offsets that
+/// reach a score: below it, sorting them all is as cheap.
+const SHORTLIST_ABOVE: usize = 1 << 15;
 
 /// Where a matcher finds the records of the tracks it names.
 enum Records {
@@ -731,10 +760,22 @@ impl Matcher {
     /// likeliest track (what the decision rule would say of it, over
     /// `looks`): a probe that chance all but never gives ends the search.
     pub fn probe(&self, landmarks: &[Landmark], looks: f64) -> Result<Probe> {
-        let (votes, postings) = self.sorted_votes(landmarks)?;
+        let (mut keys, postings) = self.gather(landmarks)?;
         // Offsets below PROBE_FRAMES_FROM have no chance figure: only the
-        // best score of all is wanted of them.
-        let (per_track, top) = self.candidates_from(&votes, PROBE_FRAMES_FROM, PROBE_FRAMES_FROM);
+        // best score of all is wanted of them. A shortlist gives the scores
+        // that reach its floor exactly and the others no higher than they
+        // are: a best score below the floor is the best of all once a
+        // shortlist for one more than it finds nothing higher.
+        let mut floor = PROBE_FRAMES_FROM;
+        let (per_track, top) = loop {
+            let (votes, shortlisted) = self.select(&mut keys, floor, 1);
+            let (per_track, top) =
+                self.candidates_from(&votes, PROBE_FRAMES_FROM, PROBE_FRAMES_FROM);
+            if !shortlisted || top >= floor || floor == top + 1 {
+                break (per_track, top);
+            }
+            floor = top + 1;
+        };
         let mut probe = Probe {
             score: top,
             chance: f64::INFINITY,
@@ -755,23 +796,88 @@ impl Matcher {
     /// Votes of a query, sorted and deduplicated: one vote per query peak
     /// and offset (an anchor paired with many targets counts once); with
     /// the number of postings each track gave before that (what chance
-    /// spreads over the track's offsets).
-    fn sorted_votes(&self, landmarks: &[Landmark]) -> Result<(Votes, TrackPostings)> {
-        let lead = -self.max_lead_frames;
-        match self.narrow_layout(landmarks) {
+    /// spreads over the track's offsets). With a `floor` above 1, only the
+    /// offsets scoring at least `floor` and the votes within `near` frames
+    /// of one are sure to be there ([`Matcher::select`]).
+    fn sorted_votes(
+        &self,
+        landmarks: &[Landmark],
+        floor: u32,
+        near: u32,
+    ) -> Result<(Votes, TrackPostings)> {
+        let (mut keys, postings) = self.gather(landmarks)?;
+        Ok((self.select(&mut keys, floor, near).0, postings))
+    }
+
+    /// A query's votes as keys, in the order they were read, and each
+    /// track's count of them.
+    fn gather(&self, landmarks: &[Landmark]) -> Result<(Keys, TrackPostings)> {
+        Ok(match self.narrow_layout(landmarks) {
             Some(layout) => {
-                let (mut keys, postings) = self.sorted_keys::<u64>(landmarks, &layout)?;
-                keys.retain(|k| k.unpack(&layout).1 as i64 >= lead);
-                Ok((Votes::Packed(keys, layout), postings))
+                let keys: Vec<u64> = self.votes(landmarks, &layout)?;
+                let postings = self.count_tracks(&keys, &layout);
+                (Keys::Packed(keys, layout), postings)
             }
             None => {
-                let (keys, postings) = self.sorted_keys::<u128>(landmarks, &WIDE)?;
-                let votes = keys
+                let keys: Vec<u128> = self.votes(landmarks, &WIDE)?;
+                let postings = self.count_tracks(&keys, &WIDE);
+                (Keys::Wide(keys), postings)
+            }
+        })
+    }
+
+    /// Each track's votes among `keys`.
+    fn count_tracks<K: VoteKey>(&self, keys: &[K], layout: &KeyLayout) -> TrackPostings {
+        if self.max_track < DENSE_TRACKS {
+            let mut counts = vec![0u32; self.max_track as usize + 1];
+            for k in keys {
+                if let Some(n) = counts.get_mut(k.track(layout) as usize) {
+                    *n += 1;
+                }
+            }
+            TrackPostings::Dense(counts)
+        } else {
+            let mut counts: HashMap<u32, u64, IdHash> = HashMap::default();
+            for k in keys {
+                *counts.entry(k.track(layout)).or_default() += 1;
+            }
+            TrackPostings::Map(counts)
+        }
+    }
+
+    /// The votes of `keys`, sorted and deduplicated, offsets before the
+    /// lead allowed dropped. Where there are many and `floor` is above 1,
+    /// only a shortlist of them ([`crate::shortlist`]): every offset
+    /// scoring `floor` or more scores as it would with all the votes, and
+    /// every vote within `near` frames of one is there; other offsets may
+    /// score less than they would. Whether they were shortlisted comes
+    /// with them; if not, `keys` are taken (sorted in place).
+    fn select(&self, keys: &mut Keys, floor: u32, near: u32) -> (Votes, bool) {
+        let lead = -self.max_lead_frames;
+        match keys {
+            Keys::Packed(all, layout) => {
+                let layout = *layout;
+                let shortlisted = floor > 1 && all.len() > SHORTLIST_ABOVE;
+                let mut kept = if shortlisted {
+                    shortlist::shortlist(all, layout.anchor_bits, floor, near)
+                } else {
+                    std::mem::take(all)
+                };
+                u64::sort(&mut kept, &layout);
+                kept.dedup();
+                kept.retain(|k| k.unpack(&layout).1 as i64 >= lead);
+                (Votes::Packed(kept, layout), shortlisted)
+            }
+            Keys::Wide(all) => {
+                let mut all = std::mem::take(all);
+                all.sort_unstable();
+                all.dedup();
+                let votes = all
                     .into_iter()
                     .map(|k| k.unpack(&WIDE))
                     .filter(|&(_, o, _)| o as i64 >= lead)
                     .collect();
-                Ok((Votes::Wide(votes), postings))
+                (Votes::Wide(votes), false)
             }
         }
     }
@@ -791,24 +897,6 @@ impl Matcher {
             track_bits,
             bias,
         })
-    }
-
-    /// The votes of [`Matcher::sorted_votes`] as keys `K`, sorted and
-    /// deduplicated, offsets before the lead allowed not yet dropped.
-    fn sorted_keys<K: VoteKey>(
-        &self,
-        landmarks: &[Landmark],
-        layout: &KeyLayout,
-    ) -> Result<(Vec<K>, TrackPostings)> {
-        // Sorted as one number each: a sort of plain integers, not of tuples.
-        let mut keys: Vec<K> = self.votes(landmarks, layout)?;
-        K::sort(&mut keys, layout);
-        let mut per_track = TrackPostings::default();
-        for run in keys.chunk_by(|a, b| a.track(layout) == b.track(layout)) {
-            per_track.insert(run[0].track(layout), run.len() as u64);
-        }
-        keys.dedup();
-        Ok((keys, per_track))
     }
 
     /// Candidate offsets per track, scores smoothed over +-1 frame; query
@@ -893,7 +981,7 @@ impl Matcher {
     /// tracks their best score, query windows, chance rate and own tail.
     pub fn features(&self, landmarks: &[Landmark], n: usize, looks: f64) -> Result<Features> {
         const TAIL: usize = 40;
-        let (votes, postings) = self.sorted_votes(landmarks)?;
+        let (votes, postings) = self.sorted_votes(landmarks, 0, 0)?;
         let per_track = self.candidates(&votes, 0);
         let mut tail = vec![0u64; TAIL];
         let mut tracks: Vec<TrackFeatures> = Vec::new();
@@ -918,7 +1006,7 @@ impl Matcher {
                 score: best.score,
                 windows: best.windows,
                 distinct_frames: best.frames,
-                rate: chance::rate(postings.get(t).copied().unwrap_or(0), frames),
+                rate: chance::rate(postings.get(*t), frames),
                 chance: self.chance_of(*t, best.frames, &postings, looks),
                 frames,
                 tail: own,
@@ -938,7 +1026,7 @@ impl Matcher {
     /// (track path, offset in frames, votes, query windows). For tuning and
     /// diagnostics (`examples/score_probe.rs`).
     pub fn track_scores(&self, landmarks: &[Landmark]) -> Result<Vec<(String, i64, u32, u32)>> {
-        let (votes, _) = self.sorted_votes(landmarks)?;
+        let (votes, _) = self.sorted_votes(landmarks, 0, 0)?;
         let per_track = self.candidates(&votes, 0);
         let mut out: Vec<(String, i64, u32, u32)> = Vec::new();
         for (t, cands) in per_track {
@@ -969,10 +1057,7 @@ impl Matcher {
         if !self.durations_s.contains_key(&track) {
             return f64::INFINITY;
         }
-        let rate = chance::rate(
-            postings.get(&track).copied().unwrap_or(0),
-            self.offsets(track),
-        );
+        let rate = chance::rate(postings.get(track), self.offsets(track));
         let d = &self.params.decision;
         let looks = looks * self.looks_factor;
         chance::expected(rate, score, self.library_positions * looks, d.dispersion)
@@ -984,13 +1069,14 @@ impl Matcher {
     /// the warp search tries many): each is one more chance for a chance
     /// match, and the rule counts them.
     pub fn identify(&self, landmarks: &[Landmark], top: usize, looks: f64) -> Result<Outcome> {
-        let (votes, postings) = self.sorted_votes(landmarks)?;
         let d = &self.params.decision;
         let (min_votes, min_windows) = (d.min_votes, self.params.min_windows);
         // Without runner-ups asked for, a track can only be named, or be
         // a copy named beside the answer, from an offset with `min_votes`:
-        // the others are not kept (at 1,000 h they are most of a million).
+        // the others are not kept (at 1,000 h they are most of a million),
+        // and the votes are shortlisted for them (and for the drift).
         let keep_from = if top <= 1 { min_votes } else { 0 };
+        let (votes, postings) = self.sorted_votes(landmarks, keep_from, MAX_DRIFT_FRAMES as u32)?;
         let per_track = self.candidates_from(&votes, min_votes, keep_from).0;
         // The best offset of each track, and the expected chance answers
         // of its strength (only for offsets that could be named at all).

@@ -1,0 +1,228 @@
+//! A query's votes in, the few that could matter out: the votes near an
+//! offset that could reach a given score.
+//!
+//! At 10,000 h a look at a 10 s clip draws millions of votes, nearly all
+//! scattered by chance one or two to an offset, and sorting them all was
+//! most of a query's time. A coarse count comes first: votes per bin of
+//! [`BIN_FRAMES`] offsets of a track, in a table of saturating bytes
+//! addressed by a hash of the bin's group. Bins that share a slot add up,
+//! so a slot's count is never below its bin's: a vote is dropped only when
+//! the bins around it hold fewer votes, all told, than the score asked
+//! for, and then no offset it could count towards reaches that score. The
+//! scores of every offset that does reach it, and of every vote near one,
+//! are exactly the scores of all the votes.
+//!
+//! Keys are the matcher's `u64` votes: the anchor in the low `anchor_bits`,
+//! the offset above it, the track on top; a bin is the key shifted right by
+//! `anchor_bits + BIN_BITS` (bins of two tracks never share a number).
+
+use std::cell::RefCell;
+
+use crate::segment;
+
+/// Offsets per bin, as a shift: 16 frames (0.5 s).
+const BIN_BITS: u32 = 4;
+/// Offsets per bin.
+pub const BIN_FRAMES: u32 = 1 << BIN_BITS;
+/// Bins per group: a group is one table row (32 bytes), its bins counted
+/// side by side, so the bins around a vote are mostly one read.
+const GROUP_BITS: u32 = 5;
+const GROUP: usize = 1 << GROUP_BITS;
+/// Table rows: one per 8 votes (a few votes a row, well below any score a
+/// shortlist is asked for), between these bounds (32 KB to 16 MB).
+const MIN_ROWS_BITS: u32 = 10;
+const MAX_ROWS_BITS: u32 = 19;
+
+thread_local! {
+    /// The table, kept per thread: a look's table is cleared, not allocated.
+    static TABLE: RefCell<Vec<[u8; GROUP]>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Bins either side of a vote's own that can hold votes of an offset the
+/// vote is within `near` frames of (an offset's score counts its votes
+/// within +-1 frame).
+fn reach(near: u32) -> u64 {
+    (near as u64 + 1).div_ceil(BIN_FRAMES as u64)
+}
+
+/// The votes of `keys` (any order) within `near` frames of an offset of
+/// the same track whose votes within +-1 frame number at least `floor`,
+/// in the order of `keys`. Every such offset's votes, and every vote near
+/// one, are kept; most others are dropped.
+pub fn shortlist(keys: &[u64], anchor_bits: u32, floor: u32, near: u32) -> Vec<u64> {
+    // Counts saturate at 255: a sum that reaches 255 keeps its votes.
+    let floor = floor.min(255);
+    if floor <= 1 {
+        return keys.to_vec();
+    }
+    let shift = anchor_bits + BIN_BITS;
+    let reach = reach(near);
+    TABLE.with(|table| {
+        let mut table = table.borrow_mut();
+        let rows_bits =
+            (usize::BITS - (keys.len() / 8).leading_zeros()).clamp(MIN_ROWS_BITS, MAX_ROWS_BITS);
+        let rows = 1usize << rows_bits;
+        table.clear();
+        table.resize(rows, [0; GROUP]);
+        let row = |bin: u64| {
+            // Fibonacci hashing of the group: its top bits pick the row.
+            ((bin >> GROUP_BITS).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - rows_bits)) as usize
+        };
+        let slot = |bin: u64| (bin & (GROUP as u64 - 1)) as usize;
+        // Rows are read at random: each is asked for AHEAD votes early.
+        const AHEAD: usize = 16;
+        let ask = |table: &[[u8; GROUP]], i: usize| {
+            if let Some(&k) = keys.get(i + AHEAD) {
+                segment::prefetch(&table[row(k >> shift)][0]);
+            }
+        };
+        for (i, &k) in keys.iter().enumerate() {
+            ask(&table, i);
+            let bin = k >> shift;
+            let c = &mut table[row(bin)][slot(bin)];
+            *c = c.saturating_add(1);
+        }
+        keys.iter()
+            .enumerate()
+            .filter(|&(i, &k)| {
+                ask(&table, i);
+                let bin = k >> shift;
+                let (lo, hi) = (bin.wrapping_sub(reach), bin.wrapping_add(reach));
+                let sum: u32 = if lo >> GROUP_BITS == bin >> GROUP_BITS
+                    && hi >> GROUP_BITS == bin >> GROUP_BITS
+                {
+                    table[row(bin)][slot(lo)..=slot(hi)]
+                        .iter()
+                        .map(|&c| c as u32)
+                        .sum()
+                } else {
+                    (0..=2 * reach)
+                        .map(|d| {
+                            let b = lo.wrapping_add(d);
+                            table[row(b)][slot(b)] as u32
+                        })
+                        .sum()
+                };
+                sum >= floor
+            })
+            .map(|(_, &k)| k)
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const ANCHOR_BITS: u32 = 12;
+    const OFFSET_BITS: u32 = 20;
+
+    fn key(track: u64, offset: u64, anchor: u64) -> u64 {
+        track << (OFFSET_BITS + ANCHOR_BITS) | offset << ANCHOR_BITS | anchor
+    }
+
+    /// Scores as the matcher's are: distinct (track, offset, anchor)
+    /// votes at the offset and its two neighbours.
+    fn scores(keys: &[u64]) -> HashMap<(u64, u64), u32> {
+        let mut votes: Vec<u64> = keys.to_vec();
+        votes.sort_unstable();
+        votes.dedup();
+        let mut at: HashMap<(u64, u64), u32> = HashMap::new();
+        for k in votes {
+            *at.entry((
+                k >> (OFFSET_BITS + ANCHOR_BITS),
+                (k >> ANCHOR_BITS) & ((1 << OFFSET_BITS) - 1),
+            ))
+            .or_default() += 1;
+        }
+        let mut smoothed: HashMap<(u64, u64), u32> = HashMap::new();
+        for (&(t, o), &n) in &at {
+            for d in [o.wrapping_sub(1), o, o + 1] {
+                *smoothed.entry((t, d)).or_default() += n;
+            }
+        }
+        smoothed
+    }
+
+    /// The naive twin: keep a vote when some offset within `near` frames
+    /// of it scores `floor` over all the votes.
+    fn naive(keys: &[u64], floor: u32, near: u32) -> Vec<u64> {
+        let hot: std::collections::BTreeSet<(u64, u64)> = scores(keys)
+            .into_iter()
+            .filter(|&(_, n)| n >= floor)
+            .map(|(at, _)| at)
+            .collect();
+        keys.iter()
+            .copied()
+            .filter(|&k| {
+                let (t, o) = (
+                    k >> (OFFSET_BITS + ANCHOR_BITS),
+                    (k >> ANCHOR_BITS) & ((1 << OFFSET_BITS) - 1),
+                );
+                let near = near as u64;
+                hot.range((t, o.saturating_sub(near))..=(t, o + near))
+                    .next()
+                    .is_some()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keeps_every_vote_near_an_offset_that_reaches_the_floor() {
+        // Chance votes scattered over 400 tracks, piles of several sizes
+        // (some split between neighbouring offsets, some on a drifting
+        // line), votes repeated by anchors paired with several targets.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..6 {
+            let mut keys: Vec<u64> = (0..200_000)
+                .map(|_| key(next(400), next(60_000), next(4096)))
+                .collect();
+            for pile in 0..30u64 {
+                let (t, o) = (next(400), 100 + next(50_000));
+                for v in 0..(2 + pile % 14) {
+                    let drift = if pile % 3 == 0 { v / 3 } else { v % 2 };
+                    keys.push(key(t, o + drift, next(4096)));
+                }
+            }
+            let dup: Vec<u64> = keys.iter().step_by(97).copied().collect();
+            keys.extend(dup);
+            for (floor, near) in [(4, 1), (11, 25), (3, 0), (20, 25)] {
+                let fast = shortlist(&keys, ANCHOR_BITS, floor, near);
+                let want = naive(&keys, floor, near);
+                let kept: std::collections::HashSet<u64> = fast.iter().copied().collect();
+                for k in &want {
+                    assert!(
+                        kept.contains(k),
+                        "round {round}: vote {k:x} near a score of {floor} dropped"
+                    );
+                }
+                // The order of the input is kept.
+                let mut pos = keys.iter();
+                assert!(fast.iter().all(|k| pos.any(|x| x == k)));
+                // And it is a shortlist: most chance votes go.
+                if floor >= 4 {
+                    assert!(
+                        fast.len() < keys.len() / 4,
+                        "floor {floor}: kept {} of {}",
+                        fast.len(),
+                        keys.len()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_floor_of_one_keeps_everything() {
+        let keys: Vec<u64> = (0..1000).map(|i| key(i % 7, i * 31 % 5000, i)).collect();
+        assert_eq!(shortlist(&keys, ANCHOR_BITS, 1, 0), keys);
+        assert_eq!(shortlist(&keys, ANCHOR_BITS, 0, 0), keys);
+    }
+}
