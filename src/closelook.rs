@@ -50,12 +50,11 @@ pub fn identify_unless(
     // finer probes: where it looks like chance, the full look names
     // nothing. Judged per clip: `scan` counts each look many times over,
     // and its full looks must be stronger still.
-    let probe = matcher.probe(
+    let chance = matcher.probe_chance(
         &hash::thinned(&lms, warp::refine_fan_out(params, samples.len())),
         LOOKS,
     )?;
-    if probe.chance / matcher.looks_factor() > c.probe_max_chance || cancel.load(Ordering::Relaxed)
-    {
+    if chance / matcher.looks_factor() > c.probe_max_chance || cancel.load(Ordering::Relaxed) {
         return Ok(None);
     }
     let o = matcher.identify(&lms, top, LOOKS)?;

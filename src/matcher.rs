@@ -512,9 +512,12 @@ impl TrackPostings {
 /// 4 bytes an id up to the largest).
 const DENSE_TRACKS: u32 = 1 << 20;
 
-/// A query's votes as gathered: keys in the order they were read.
+/// A query's votes as gathered: keys in the order they were read, or,
+/// where they were too many to hold, their coarse counts (the votes are
+/// read again for the shortlist).
 enum Keys {
     Packed(Vec<u64>, KeyLayout),
+    Counted(shortlist::Counts, KeyLayout),
     Wide(Vec<u128>),
 }
 
@@ -522,6 +525,11 @@ enum Keys {
 /// before they are sorted, where the caller asks only for offsets that
 /// reach a score: below it, sorting them all is as cheap.
 const SHORTLIST_ABOVE: usize = 1 << 15;
+
+/// Looks with more votes than this that will be shortlisted are not held
+/// (8 bytes a vote, 8 MB): their postings are read twice, to count and
+/// then to shortlist. At 10,000 h a 10 s clip's first look draws ~9 M.
+const STREAM_ABOVE: usize = 1 << 20;
 
 /// Where a matcher finds the records of the tracks it names.
 enum Records {
@@ -559,6 +567,10 @@ pub struct Matcher {
     id: u64,
     /// Whether one clip's looks run on several threads at once.
     spread_looks: bool,
+    /// Votes above which a look is shortlisted ([`SHORTLIST_ABOVE`]) and
+    /// above which it is not held ([`STREAM_ABOVE`]).
+    shortlist_above: usize,
+    stream_above: usize,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -606,7 +618,17 @@ impl Matcher {
             max_frame,
             id: MATCHERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             spread_looks: false,
+            shortlist_above: SHORTLIST_ABOVE,
+            stream_above: STREAM_ABOVE,
         })
+    }
+
+    /// Shortlist looks with more than `shortlist_above` votes and hold at
+    /// most `stream_above` (tests: answers do not depend on either).
+    #[cfg(test)]
+    fn set_vote_limits(&mut self, shortlist_above: usize, stream_above: usize) {
+        self.shortlist_above = shortlist_above;
+        self.stream_above = stream_above;
     }
 
     pub fn params(&self) -> &Params {
@@ -675,10 +697,16 @@ impl Matcher {
         self.max_lead_frames = (seconds / self.params.frame_s()).ceil() as i64;
     }
 
-    /// Collect (track, offset, query anchor) votes for a query; the anchor is
-    /// the query peak (frame and bin) the landmark starts from. Each distinct
-    /// hash is looked up once per segment.
-    fn votes<K: VoteKey>(&self, landmarks: &[Landmark], layout: &KeyLayout) -> Result<Vec<K>> {
+    /// Every (track, offset, query anchor) vote of a query, to `each` in
+    /// the order read; the anchor is the query peak (frame and bin) the
+    /// landmark starts from. Each distinct hash is looked up once per
+    /// segment.
+    fn visit<K: VoteKey>(
+        &self,
+        landmarks: &[Landmark],
+        layout: &KeyLayout,
+        mut each: impl FnMut(K),
+    ) -> Result<()> {
         // (hash, anchor) as one number each: a sort of plain integers.
         let mut keys: Vec<u64> = landmarks
             .iter()
@@ -689,7 +717,6 @@ impl Matcher {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut votes = Vec::new();
         let mut hits: Vec<(u32, u32)> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
         // Distances, in distinct hashes, at which the directory and then
@@ -699,15 +726,14 @@ impl Matcher {
         // One run per distinct hash: the hash above, each anchor below.
         let hash_of = |run: &[u64]| (run[0] >> 32) as u32;
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
-        let emit =
-            |votes: &mut Vec<K>, run: &[u64], hits: &[(u32, u32)]| {
-                for anchor in run.iter().map(|&k| k as u32) {
-                    let qframe = (anchor >> hash::FREQ_BITS) as i64;
-                    votes.extend(hits.iter().map(|&(track, frame)| {
-                        K::pack(track, frame as i64 - qframe, anchor, layout)
-                    }));
+        let mut emit = |run: &[u64], hits: &[(u32, u32)]| {
+            for anchor in run.iter().map(|&k| k as u32) {
+                let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                for &(track, frame) in hits {
+                    each(K::pack(track, frame as i64 - qframe, anchor, layout));
                 }
-            };
+            }
+        };
         let read = |part: &Part, hash: u32, scratch: &mut Vec<u8>, hits: &mut Vec<(u32, u32)>| {
             part.file
                 .lookup(hash, scratch, |slot, frame| {
@@ -731,7 +757,7 @@ impl Matcher {
                         let (start, len) = cache.find(part.id, hash_of(run), |hits| {
                             read(part, hash_of(run), &mut scratch, hits)
                         })?;
-                        emit(&mut votes, run, &cache.hits[start..start + len]);
+                        emit(run, &cache.hits[start..start + len]);
                     }
                     Ok(())
                 })?;
@@ -749,10 +775,10 @@ impl Matcher {
                 }
                 hits.clear();
                 read(part, hash_of(run), &mut scratch, &mut hits)?;
-                emit(&mut votes, run, &hits);
+                emit(run, &hits);
             }
         }
-        Ok(votes)
+        Ok(())
     }
 
     /// A cheap look at a query, strong or not, for comparing warps of one
@@ -760,7 +786,17 @@ impl Matcher {
     /// likeliest track (what the decision rule would say of it, over
     /// `looks`): a probe that chance all but never gives ends the search.
     pub fn probe(&self, landmarks: &[Landmark], looks: f64) -> Result<Probe> {
-        let (mut keys, postings) = self.gather(landmarks)?;
+        self.probe_as(landmarks, looks, true)
+    }
+
+    /// [`Matcher::probe`]'s chance alone (its score may be below the best
+    /// where that is below [`PROBE_FRAMES_FROM`]): a little cheaper.
+    pub fn probe_chance(&self, landmarks: &[Landmark], looks: f64) -> Result<f64> {
+        Ok(self.probe_as(landmarks, looks, false)?.chance)
+    }
+
+    fn probe_as(&self, landmarks: &[Landmark], looks: f64, exact_score: bool) -> Result<Probe> {
+        let (mut keys, postings) = self.gather(landmarks, PROBE_FRAMES_FROM)?;
         // Offsets below PROBE_FRAMES_FROM have no chance figure: only the
         // best score of all is wanted of them. A shortlist gives the scores
         // that reach its floor exactly and the others no higher than they
@@ -768,10 +804,10 @@ impl Matcher {
         // shortlist for one more than it finds nothing higher.
         let mut floor = PROBE_FRAMES_FROM;
         let (per_track, top) = loop {
-            let (votes, shortlisted) = self.select(&mut keys, floor, 1);
+            let (votes, shortlisted) = self.select(landmarks, &mut keys, floor, 1)?;
             let (per_track, top) =
                 self.candidates_from(&votes, PROBE_FRAMES_FROM, PROBE_FRAMES_FROM);
-            if !shortlisted || top >= floor || floor == top + 1 {
+            if !exact_score || !shortlisted || top >= floor || floor == top + 1 {
                 break (per_track, top);
             }
             floor = top + 1;
@@ -805,25 +841,52 @@ impl Matcher {
         floor: u32,
         near: u32,
     ) -> Result<(Votes, TrackPostings)> {
-        let (mut keys, postings) = self.gather(landmarks)?;
-        Ok((self.select(&mut keys, floor, near).0, postings))
+        let (mut keys, postings) = self.gather(landmarks, floor)?;
+        Ok((self.select(landmarks, &mut keys, floor, near)?.0, postings))
     }
 
     /// A query's votes as keys, in the order they were read, and each
-    /// track's count of them.
-    fn gather(&self, landmarks: &[Landmark]) -> Result<(Keys, TrackPostings)> {
-        Ok(match self.narrow_layout(landmarks) {
-            Some(layout) => {
-                let keys: Vec<u64> = self.votes(landmarks, &layout)?;
-                let postings = self.count_tracks(&keys, &layout);
-                (Keys::Packed(keys, layout), postings)
+    /// track's count of them. Where a shortlist for `floor` will be taken
+    /// and they are more than [`STREAM_ABOVE`], only their coarse counts
+    /// ([`Keys::Counted`]).
+    fn gather(&self, landmarks: &[Landmark], floor: u32) -> Result<(Keys, TrackPostings)> {
+        let Some(layout) = self.narrow_layout(landmarks) else {
+            let mut keys: Vec<u128> = Vec::new();
+            self.visit(landmarks, &WIDE, |k| keys.push(k))?;
+            let postings = self.count_tracks(&keys, &WIDE);
+            return Ok((Keys::Wide(keys), postings));
+        };
+        let mut keys: Vec<u64> = Vec::new();
+        if floor <= 1 || self.max_track >= DENSE_TRACKS {
+            self.visit(landmarks, &layout, |k| keys.push(k))?;
+            let postings = self.count_tracks(&keys, &layout);
+            return Ok((Keys::Packed(keys, layout), postings));
+        }
+        let mut tracks = vec![0u32; self.max_track as usize + 1];
+        let mut counts: Option<shortlist::Counts> = None;
+        self.visit(landmarks, &layout, |k: u64| {
+            if let Some(n) = tracks.get_mut(k.track(&layout) as usize) {
+                *n += 1;
             }
-            None => {
-                let keys: Vec<u128> = self.votes(landmarks, &WIDE)?;
-                let postings = self.count_tracks(&keys, &WIDE);
-                (Keys::Wide(keys), postings)
+            match &mut counts {
+                Some(c) => c.add(k),
+                // Switched before the vector would grow past the limit.
+                None if keys.len() == self.stream_above => {
+                    let mut c = shortlist::Counts::new(usize::MAX, layout.anchor_bits);
+                    for &k in keys.iter().chain([&k]) {
+                        c.add(k);
+                    }
+                    keys = Vec::new();
+                    counts = Some(c);
+                }
+                None => keys.push(k),
             }
-        })
+        })?;
+        let keys = match counts {
+            Some(c) => Keys::Counted(c, layout),
+            None => Keys::Packed(keys, layout),
+        };
+        Ok((keys, TrackPostings::Dense(tracks)))
     }
 
     /// Each track's votes among `keys`.
@@ -845,28 +908,40 @@ impl Matcher {
         }
     }
 
-    /// The votes of `keys`, sorted and deduplicated, offsets before the
-    /// lead allowed dropped. Where there are many and `floor` is above 1,
-    /// only a shortlist of them ([`crate::shortlist`]): every offset
-    /// scoring `floor` or more scores as it would with all the votes, and
-    /// every vote within `near` frames of one is there; other offsets may
-    /// score less than they would. Whether they were shortlisted comes
-    /// with them; if not, `keys` are taken (sorted in place).
-    fn select(&self, keys: &mut Keys, floor: u32, near: u32) -> (Votes, bool) {
+    /// The votes of `keys` (gathered from `landmarks`), sorted and
+    /// deduplicated, offsets before the lead allowed dropped. Where there
+    /// are many and `floor` is above 1, only a shortlist of them
+    /// ([`crate::shortlist`]): every offset scoring `floor` or more scores
+    /// as it would with all the votes, and every vote within `near` frames
+    /// of one is there; other offsets may score less than they would.
+    /// Whether they were shortlisted comes with them; if not, `keys` are
+    /// taken (sorted in place). Counted keys are read again.
+    fn select(
+        &self,
+        landmarks: &[Landmark],
+        keys: &mut Keys,
+        floor: u32,
+        near: u32,
+    ) -> Result<(Votes, bool)> {
         let lead = -self.max_lead_frames;
-        match keys {
+        let (mut kept, layout, shortlisted) = match keys {
             Keys::Packed(all, layout) => {
-                let layout = *layout;
-                let shortlisted = floor > 1 && all.len() > SHORTLIST_ABOVE;
-                let mut kept = if shortlisted {
+                let shortlisted = floor > 1 && all.len() > self.shortlist_above;
+                let kept = if shortlisted {
                     shortlist::shortlist(all, layout.anchor_bits, floor, near)
                 } else {
                     std::mem::take(all)
                 };
-                u64::sort(&mut kept, &layout);
-                kept.dedup();
-                kept.retain(|k| k.unpack(&layout).1 as i64 >= lead);
-                (Votes::Packed(kept, layout), shortlisted)
+                (kept, *layout, shortlisted)
+            }
+            Keys::Counted(counts, layout) => {
+                let mut kept = Vec::new();
+                self.visit(landmarks, layout, |k: u64| {
+                    if counts.keeps(k, floor, near) {
+                        kept.push(k);
+                    }
+                })?;
+                (kept, *layout, true)
             }
             Keys::Wide(all) => {
                 let mut all = std::mem::take(all);
@@ -877,9 +952,13 @@ impl Matcher {
                     .map(|k| k.unpack(&WIDE))
                     .filter(|&(_, o, _)| o as i64 >= lead)
                     .collect();
-                (Votes::Wide(votes), false)
+                return Ok((Votes::Wide(votes), false));
             }
-        }
+        };
+        u64::sort(&mut kept, &layout);
+        kept.dedup();
+        kept.retain(|k| k.unpack(&layout).1 as i64 >= lead);
+        Ok((Votes::Packed(kept, layout), shortlisted))
     }
 
     /// A `u64` layout for the votes of `landmarks`, if they fit one.
@@ -1339,6 +1418,114 @@ fn round_ms(s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Random landmarks from a small alphabet of hashes (every query hash
+    /// draws many votes), over `frames` frames.
+    fn random_landmarks(seed: u64, n: usize, frames: u32, alphabet: u32) -> Vec<Landmark> {
+        let mut state = seed * 2 + 1;
+        let mut next = move |m: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % m as u64) as u32
+        };
+        let mut lms: Vec<Landmark> = (0..n)
+            .map(|_| Landmark {
+                hash: crate::hash::mix(next(alphabet) * 977 % crate::hash::HASH_MASK),
+                frame: next(frames),
+            })
+            .collect();
+        lms.sort_by_key(|l| (l.frame, l.hash));
+        lms
+    }
+
+    #[test]
+    fn shortlisted_and_streamed_looks_answer_as_looks_at_every_vote() {
+        use crate::store::{test_track, Access};
+        let p = Params::default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, Some(&p)).unwrap();
+        // 20 tracks of 3 minutes whose hashes come from 60,000.
+        let tracks: Vec<Vec<Landmark>> = (0..20)
+            .map(|n| random_landmarks(n + 1, 45_000, 5_600, 60_000))
+            .collect();
+        let new = tracks
+            .iter()
+            .zip(0..)
+            .map(|(lms, n)| test_track(n, 180.0, lms.clone()))
+            .collect();
+        store.commit(new, &[]).unwrap();
+        drop(store);
+        let open = || {
+            let mut m = Matcher::new(Store::open(dir.path(), Access::Read, None).unwrap()).unwrap();
+            m.release().unwrap();
+            m
+        };
+        let every = {
+            let mut m = open();
+            m.set_vote_limits(usize::MAX, usize::MAX);
+            m
+        };
+        let mut shortlisted = open();
+        shortlisted.set_vote_limits(0, usize::MAX);
+        let mut streamed = open();
+        streamed.set_vote_limits(0, 1000);
+        // A known clip (10 s of track 7 from frame 2,000, a third of its
+        // landmarks, with as many others), a weak one and an unknown one.
+        let drifted = |keep: usize, noise: usize, seed: u64, tempo: f64| {
+            let mut q: Vec<Landmark> = tracks[7]
+                .iter()
+                .filter(|l| (2_000..2_312).contains(&l.frame))
+                .step_by(keep)
+                .map(|l| Landmark {
+                    hash: l.hash,
+                    frame: ((l.frame - 2_000) as f64 / tempo) as u32,
+                })
+                .collect();
+            q.extend(random_landmarks(seed, noise, 312, 60_000));
+            q.sort_by_key(|l| (l.frame, l.hash));
+            q
+        };
+        let clip = |keep: usize, noise: usize, seed: u64| drifted(keep, noise, seed, 1.0);
+        // Known clips named far above the floor and near it, unknown ones
+        // whose best offsets score above and below a probe's floor.
+        let mut queries = vec![
+            clip(3, 600, 77),
+            clip(180, 600, 78),
+            clip(230, 600, 78),
+            clip(usize::MAX, 600, 79),
+            // Played 4 % fast: the offset drifts by 12 frames.
+            drifted(2, 600, 81, 1.04),
+        ];
+        queries.extend((80..92).map(|seed| clip(usize::MAX, 40 + 10 * (seed as usize - 80), seed)));
+        let outcome = |o: Outcome| (o.best, o.alternatives, o.drift);
+        let mut named = Vec::new();
+        for (i, q) in queries.iter().enumerate() {
+            let want = outcome(every.identify(q, 1, 1.0).unwrap());
+            named.push(want.0.as_ref().map(|m| m.title.clone()));
+            let probe = every.probe(q, 1.0).unwrap();
+            for (name, m) in [("shortlisted", &shortlisted), ("streamed", &streamed)] {
+                assert_eq!(
+                    outcome(m.identify(q, 1, 1.0).unwrap()),
+                    want,
+                    "{name}, query {i}"
+                );
+                assert_eq!(m.probe(q, 1.0).unwrap(), probe, "{name} probe, query {i}");
+                assert_eq!(
+                    m.probe_chance(q, 1.0).unwrap(),
+                    probe.chance,
+                    "{name}, query {i}"
+                );
+                // Runner-ups asked for: every vote, as before.
+                assert_eq!(
+                    outcome(m.identify(q, 3, 1.0).unwrap()),
+                    outcome(every.identify(q, 3, 1.0).unwrap())
+                );
+            }
+        }
+        assert_eq!(named[0].as_deref(), Some("t7"));
+        assert_eq!(named[3], None, "the unknown clip is not named");
+    }
 
     #[test]
     fn vote_keys_sort_as_votes_and_invert() {

@@ -633,7 +633,7 @@ const MAX_PREFETCH_BYTES: usize = 512;
 
 /// A hint to the CPU that `byte`'s cache line is needed soon.
 #[inline(always)]
-pub(crate) fn prefetch(byte: &u8) {
+fn prefetch(byte: &u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

@@ -18,8 +18,6 @@
 
 use std::cell::RefCell;
 
-use crate::segment;
-
 /// Offsets per bin, as a shift: 16 frames (0.5 s).
 const BIN_BITS: u32 = 4;
 /// Offsets per bin.
@@ -31,11 +29,85 @@ const GROUP: usize = 1 << GROUP_BITS;
 /// Table rows: one per 8 votes (a few votes a row, well below any score a
 /// shortlist is asked for), between these bounds (32 KB to 16 MB).
 const MIN_ROWS_BITS: u32 = 10;
-const MAX_ROWS_BITS: u32 = 19;
+pub const MAX_ROWS_BITS: u32 = 18;
 
 thread_local! {
-    /// The table, kept per thread: a look's table is cleared, not allocated.
+    /// A table kept per thread: a look's table is cleared, not allocated.
     static TABLE: RefCell<Vec<[u8; GROUP]>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Coarse counts of votes: per bin of [`BIN_FRAMES`] offsets of a track,
+/// in a table of `2^rows_bits` rows of [`GROUP`] saturating bytes.
+pub struct Counts {
+    table: Vec<[u8; GROUP]>,
+    rows_bits: u32,
+    /// A key shifted right by this is its bin.
+    shift: u32,
+}
+
+impl Counts {
+    /// A table for about `votes` votes of keys with `anchor_bits` below
+    /// the offset.
+    pub fn new(votes: usize, anchor_bits: u32) -> Counts {
+        let rows_bits =
+            (usize::BITS - (votes / 8).leading_zeros()).clamp(MIN_ROWS_BITS, MAX_ROWS_BITS);
+        let mut table = TABLE.with(|t| std::mem::take(&mut *t.borrow_mut()));
+        table.clear();
+        table.resize(1 << rows_bits, [0; GROUP]);
+        Counts {
+            table,
+            rows_bits,
+            shift: anchor_bits + BIN_BITS,
+        }
+    }
+
+    /// The row of a bin's group: the top bits of its Fibonacci hash.
+    fn row(&self, bin: u64) -> usize {
+        ((bin >> GROUP_BITS).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.rows_bits)) as usize
+    }
+
+    fn count(&self, bin: u64) -> u32 {
+        self.table[self.row(bin)][(bin & (GROUP as u64 - 1)) as usize] as u32
+    }
+
+    /// Count one vote.
+    pub fn add(&mut self, key: u64) {
+        let bin = key >> self.shift;
+        let row = self.row(bin);
+        let c = &mut self.table[row][(bin & (GROUP as u64 - 1)) as usize];
+        *c = c.saturating_add(1);
+    }
+
+    /// Whether the vote `key` may be within `near` frames of an offset of
+    /// its track whose votes within +-1 frame number at least `floor`
+    /// (true of every such vote; false of most others).
+    pub fn keeps(&self, key: u64, floor: u32, near: u32) -> bool {
+        // Counts saturate at 255: a sum that reaches 255 keeps its votes.
+        let floor = floor.min(255);
+        let bin = key >> self.shift;
+        let reach = reach(near);
+        let (lo, hi) = (bin.wrapping_sub(reach), bin.wrapping_add(reach));
+        let sum: u32 =
+            if lo >> GROUP_BITS == bin >> GROUP_BITS && hi >> GROUP_BITS == bin >> GROUP_BITS {
+                let m = GROUP as u64 - 1;
+                self.table[self.row(bin)][(lo & m) as usize..=(hi & m) as usize]
+                    .iter()
+                    .map(|&c| c as u32)
+                    .sum()
+            } else {
+                (0..=2 * reach)
+                    .map(|d| self.count(lo.wrapping_add(d)))
+                    .sum()
+            };
+        sum >= floor
+    }
+}
+
+impl Drop for Counts {
+    fn drop(&mut self) {
+        let table = std::mem::take(&mut self.table);
+        TABLE.with(|t| *t.borrow_mut() = table);
+    }
 }
 
 /// Bins either side of a vote's own that can hold votes of an offset the
@@ -50,64 +122,17 @@ fn reach(near: u32) -> u64 {
 /// in the order of `keys`. Every such offset's votes, and every vote near
 /// one, are kept; most others are dropped.
 pub fn shortlist(keys: &[u64], anchor_bits: u32, floor: u32, near: u32) -> Vec<u64> {
-    // Counts saturate at 255: a sum that reaches 255 keeps its votes.
-    let floor = floor.min(255);
     if floor <= 1 {
         return keys.to_vec();
     }
-    let shift = anchor_bits + BIN_BITS;
-    let reach = reach(near);
-    TABLE.with(|table| {
-        let mut table = table.borrow_mut();
-        let rows_bits =
-            (usize::BITS - (keys.len() / 8).leading_zeros()).clamp(MIN_ROWS_BITS, MAX_ROWS_BITS);
-        let rows = 1usize << rows_bits;
-        table.clear();
-        table.resize(rows, [0; GROUP]);
-        let row = |bin: u64| {
-            // Fibonacci hashing of the group: its top bits pick the row.
-            ((bin >> GROUP_BITS).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - rows_bits)) as usize
-        };
-        let slot = |bin: u64| (bin & (GROUP as u64 - 1)) as usize;
-        // Rows are read at random: each is asked for AHEAD votes early.
-        const AHEAD: usize = 16;
-        let ask = |table: &[[u8; GROUP]], i: usize| {
-            if let Some(&k) = keys.get(i + AHEAD) {
-                segment::prefetch(&table[row(k >> shift)][0]);
-            }
-        };
-        for (i, &k) in keys.iter().enumerate() {
-            ask(&table, i);
-            let bin = k >> shift;
-            let c = &mut table[row(bin)][slot(bin)];
-            *c = c.saturating_add(1);
-        }
-        keys.iter()
-            .enumerate()
-            .filter(|&(i, &k)| {
-                ask(&table, i);
-                let bin = k >> shift;
-                let (lo, hi) = (bin.wrapping_sub(reach), bin.wrapping_add(reach));
-                let sum: u32 = if lo >> GROUP_BITS == bin >> GROUP_BITS
-                    && hi >> GROUP_BITS == bin >> GROUP_BITS
-                {
-                    table[row(bin)][slot(lo)..=slot(hi)]
-                        .iter()
-                        .map(|&c| c as u32)
-                        .sum()
-                } else {
-                    (0..=2 * reach)
-                        .map(|d| {
-                            let b = lo.wrapping_add(d);
-                            table[row(b)][slot(b)] as u32
-                        })
-                        .sum()
-                };
-                sum >= floor
-            })
-            .map(|(_, &k)| k)
-            .collect()
-    })
+    let mut counts = Counts::new(keys.len(), anchor_bits);
+    for &k in keys {
+        counts.add(k);
+    }
+    keys.iter()
+        .copied()
+        .filter(|&k| counts.keeps(k, floor, near))
+        .collect()
 }
 
 #[cfg(test)]
