@@ -513,8 +513,9 @@ impl TrackPostings {
 const DENSE_TRACKS: u32 = 1 << 20;
 
 /// A query's votes as gathered: keys in the order they were read, or,
-/// where they were too many to hold, their coarse counts (the votes are
-/// read again for the shortlist).
+/// where they were too many to hold, their coarse counts over the files'
+/// frames ([`Matcher::line_key`]; the votes are read again for the
+/// shortlist).
 enum Keys {
     Packed(Vec<u64>, KeyLayout),
     Counted(shortlist::Counts, KeyLayout),
@@ -571,6 +572,9 @@ pub struct Matcher {
     /// above which it is not held ([`STREAM_ABOVE`]).
     shortlist_above: usize,
     stream_above: usize,
+    /// Where each postings file's frames start in one line of them all
+    /// ([`Matcher::line_key`]).
+    part_bases: Vec<u64>,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -606,6 +610,14 @@ impl Matcher {
             .flat_map(|p| (0..p.file.slots()).map(|s| p.file.span(s)))
             .max()
             .unwrap_or(0);
+        let part_bases = parts
+            .iter()
+            .scan(0u64, |base, p| {
+                let at = *base;
+                *base += p.file.frames() as u64;
+                Some(at)
+            })
+            .collect();
         Ok(Matcher {
             parts,
             params,
@@ -620,6 +632,7 @@ impl Matcher {
             spread_looks: false,
             shortlist_above: SHORTLIST_ABOVE,
             stream_above: STREAM_ABOVE,
+            part_bases,
         })
     }
 
@@ -705,34 +718,24 @@ impl Matcher {
         &self,
         landmarks: &[Landmark],
         layout: &KeyLayout,
-        mut each: impl FnMut(K),
+        mut each: impl FnMut(K) -> bool,
     ) -> Result<()> {
-        // (hash, anchor) as one number each: a sort of plain integers.
-        let mut keys: Vec<u64> = landmarks
-            .iter()
-            .map(|l| {
-                let (f1, _, _) = hash::unpack(hash::unmix(l.hash));
-                (l.hash as u64) << 32 | (l.frame << hash::FREQ_BITS | f1 as u32) as u64
-            })
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = query_keys(landmarks);
         let mut hits: Vec<(u32, u32)> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
-        // Distances, in distinct hashes, at which the directory and then
-        // the postings of a later lookup are fetched ahead.
-        const DIR_AHEAD: usize = 16;
-        const POSTINGS_AHEAD: usize = 8;
         // One run per distinct hash: the hash above, each anchor below.
         let hash_of = |run: &[u64]| (run[0] >> 32) as u32;
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
+        // Whether `each` wants more.
         let mut emit = |run: &[u64], hits: &[(u32, u32)]| {
+            let mut going = true;
             for anchor in run.iter().map(|&k| k as u32) {
                 let qframe = (anchor >> hash::FREQ_BITS) as i64;
                 for &(track, frame) in hits {
-                    each(K::pack(track, frame as i64 - qframe, anchor, layout));
+                    going &= each(K::pack(track, frame as i64 - qframe, anchor, layout));
                 }
             }
+            going
         };
         let read = |part: &Part, hash: u32, scratch: &mut Vec<u8>, hits: &mut Vec<(u32, u32)>| {
             part.file
@@ -750,35 +753,87 @@ impl Matcher {
             if file.reads_lookups() {
                 // Each lookup is a system call: the looks at one clip (and
                 // the clips of a batch) share what was read.
-                READ_CACHE.with(|cache| -> Result<()> {
+                let going = READ_CACHE.with(|cache| -> Result<bool> {
                     let mut cache = cache.borrow_mut();
                     cache.serve(self.id);
                     for &run in &runs {
                         let (start, len) = cache.find(part.id, hash_of(run), |hits| {
                             read(part, hash_of(run), &mut scratch, hits)
                         })?;
-                        emit(run, &cache.hits[start..start + len]);
+                        if !emit(run, &cache.hits[start..start + len]) {
+                            return Ok(false);
+                        }
                     }
-                    Ok(())
+                    Ok(true)
                 })?;
+                if !going {
+                    return Ok(());
+                }
                 continue;
             }
-            for &run in runs.iter().take(DIR_AHEAD) {
-                file.prefetch_directory(hash_of(run));
-            }
+            let mut ahead = Ahead::new(file, &runs);
             for (i, &run) in runs.iter().enumerate() {
-                if let Some(r) = runs.get(i + DIR_AHEAD) {
-                    file.prefetch_directory(hash_of(r));
-                }
-                if let Some(r) = runs.get(i + POSTINGS_AHEAD) {
-                    file.prefetch_postings(hash_of(r));
-                }
+                ahead.ask(i);
                 hits.clear();
                 read(part, hash_of(run), &mut scratch, &mut hits)?;
-                emit(run, &hits);
+                if !emit(run, &hits) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
+    }
+
+    /// Every vote of a query as (index of its postings file in `parts`,
+    /// global frame in that file, query anchor), to `each`: the postings
+    /// read from the files as they are, not located in their tracks and
+    /// not through the [`ReadCache`] (a look this large would only push
+    /// out what other looks share).
+    fn visit_frames(
+        &self,
+        landmarks: &[Landmark],
+        mut each: impl FnMut(usize, u32, u32),
+    ) -> Result<()> {
+        let keys = query_keys(landmarks);
+        let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
+        let mut scratch: Vec<u8> = Vec::new();
+        let mut frames: Vec<u32> = Vec::new();
+        for (p, part) in self.parts.iter().enumerate() {
+            let mut ahead = Ahead::new(&part.file, &runs);
+            for (i, &run) in runs.iter().enumerate() {
+                ahead.ask(i);
+                frames.clear();
+                part.file
+                    .lookup_frames((run[0] >> 32) as u32, &mut scratch, |g| frames.push(g))
+                    .with_context(|| {
+                        format!("cannot read postings file {} of the index", part.id)
+                    })?;
+                for anchor in run.iter().map(|&k| k as u32) {
+                    for &g in &frames {
+                        each(p, g, anchor);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where vote `(p, gframe, anchor)` of [`Matcher::visit_frames`] is in
+    /// one line of the files' frames laid end to end, as a key of
+    /// [`shortlist::Counts`] (no anchor bits): offsets of one track are
+    /// neighbours there as they are in the track.
+    fn line_key(&self, p: usize, gframe: u32, anchor: u32, layout: &KeyLayout) -> u64 {
+        let qframe = (anchor >> hash::FREQ_BITS) as u64;
+        self.part_bases[p] + gframe as u64 + layout.bias as u64 - qframe
+    }
+
+    /// The track and frame of a vote of [`Matcher::visit_frames`] (`None`:
+    /// past the file's slots, or a removed track).
+    fn locate(&self, p: usize, gframe: u32) -> Option<(u32, u32)> {
+        let part = &self.parts[p];
+        let (slot, frame) = part.file.locate(gframe)?;
+        let track = *part.tracks.get(slot as usize)?;
+        (!store::is_removed(track)).then_some((track, frame))
     }
 
     /// A cheap look at a query, strong or not, for comparing warps of one
@@ -852,41 +907,49 @@ impl Matcher {
     fn gather(&self, landmarks: &[Landmark], floor: u32) -> Result<(Keys, TrackPostings)> {
         let Some(layout) = self.narrow_layout(landmarks) else {
             let mut keys: Vec<u128> = Vec::new();
-            self.visit(landmarks, &WIDE, |k| keys.push(k))?;
+            self.visit(landmarks, &WIDE, |k| {
+                keys.push(k);
+                true
+            })?;
             let postings = self.count_tracks(&keys, &WIDE);
             return Ok((Keys::Wide(keys), postings));
         };
         let mut keys: Vec<u64> = Vec::new();
         if floor <= 1 || self.max_track >= DENSE_TRACKS {
-            self.visit(landmarks, &layout, |k| keys.push(k))?;
+            self.visit(landmarks, &layout, |k| {
+                keys.push(k);
+                true
+            })?;
             let postings = self.count_tracks(&keys, &layout);
             return Ok((Keys::Packed(keys, layout), postings));
         }
-        let mut tracks = vec![0u32; self.max_track as usize + 1];
-        let mut counts: Option<shortlist::Counts> = None;
+        // Held while they are few enough.
+        let mut full = false;
         self.visit(landmarks, &layout, |k: u64| {
-            if let Some(n) = tracks.get_mut(k.track(&layout) as usize) {
-                *n += 1;
+            full = keys.len() == self.stream_above;
+            if !full {
+                keys.push(k);
             }
-            match &mut counts {
-                Some(c) => c.add(k),
-                // Switched before the vector would grow past the limit.
-                None if keys.len() == self.stream_above => {
-                    let mut c = shortlist::Counts::new(usize::MAX, layout.anchor_bits);
-                    for &k in keys.iter().chain([&k]) {
-                        c.add(k);
-                    }
-                    keys = Vec::new();
-                    counts = Some(c);
+            !full
+        })?;
+        if !full {
+            let postings = self.count_tracks(&keys, &layout);
+            return Ok((Keys::Packed(keys, layout), postings));
+        }
+        // Too many: counted (in one line of all the files' frames, see
+        // [`Matcher::line_key`]), and read again for the shortlist.
+        drop(keys);
+        let mut counts = shortlist::Counts::new(usize::MAX, 0);
+        let mut tracks = vec![0u32; self.max_track as usize + 1];
+        self.visit_frames(landmarks, |p, gframe, anchor| {
+            counts.add(self.line_key(p, gframe, anchor, &layout));
+            if let Some((track, _)) = self.locate(p, gframe) {
+                if let Some(n) = tracks.get_mut(track as usize) {
+                    *n += 1;
                 }
-                None => keys.push(k),
             }
         })?;
-        let keys = match counts {
-            Some(c) => Keys::Counted(c, layout),
-            None => Keys::Packed(keys, layout),
-        };
-        Ok((keys, TrackPostings::Dense(tracks)))
+        Ok((Keys::Counted(counts, layout), TrackPostings::Dense(tracks)))
     }
 
     /// Each track's votes among `keys`.
@@ -935,10 +998,14 @@ impl Matcher {
                 (kept, *layout, shortlisted)
             }
             Keys::Counted(counts, layout) => {
+                // Only the votes kept are located in their tracks.
                 let mut kept = Vec::new();
-                self.visit(landmarks, layout, |k: u64| {
-                    if counts.keeps(k, floor, near) {
-                        kept.push(k);
+                self.visit_frames(landmarks, |p, gframe, anchor| {
+                    if counts.keeps(self.line_key(p, gframe, anchor, layout), floor, near) {
+                        if let Some((track, frame)) = self.locate(p, gframe) {
+                            let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                            kept.push(u64::pack(track, frame as i64 - qframe, anchor, layout));
+                        }
                     }
                 })?;
                 (kept, *layout, true)
@@ -1279,6 +1346,56 @@ impl Matcher {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// A query's (hash, anchor) pairs as one number each, sorted, distinct:
+/// the hash in the top 32 bits, the anchor (frame above bin) below.
+fn query_keys(landmarks: &[Landmark]) -> Vec<u64> {
+    let mut keys: Vec<u64> = landmarks
+        .iter()
+        .map(|l| {
+            let (f1, _, _) = hash::unpack(hash::unmix(l.hash));
+            (l.hash as u64) << 32 | (l.frame << hash::FREQ_BITS | f1 as u32) as u64
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The directory and then the postings of later lookups in a mapped
+/// file, asked of the CPU ahead of the lookups (distances in distinct
+/// hashes), so that their misses overlap.
+struct Ahead<'a> {
+    file: &'a crate::segment::Segment,
+    runs: &'a [&'a [u64]],
+}
+
+impl<'a> Ahead<'a> {
+    const DIR: usize = 16;
+    const POSTINGS: usize = 8;
+
+    fn new(file: &'a crate::segment::Segment, runs: &'a [&'a [u64]]) -> Ahead<'a> {
+        let ahead = Ahead { file, runs };
+        for i in 0..Self::DIR.min(runs.len()) {
+            ahead.directory(i);
+        }
+        ahead
+    }
+
+    fn directory(&self, i: usize) {
+        if let Some(r) = self.runs.get(i) {
+            self.file.prefetch_directory((r[0] >> 32) as u32);
+        }
+    }
+
+    /// Before lookup `i`.
+    fn ask(&mut self, i: usize) {
+        self.directory(i + Self::DIR);
+        if let Some(r) = self.runs.get(i + Self::POSTINGS) {
+            self.file.prefetch_postings((r[0] >> 32) as u32);
+        }
     }
 }
 

@@ -404,6 +404,11 @@ impl Segment {
         self.starts[slot + 1] - self.starts[slot]
     }
 
+    /// Global frames of the file: every slot's span.
+    pub fn frames(&self) -> u32 {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
     /// Where block `b`'s postings begin (clamped, so a damaged directory
     /// cannot send a read past the postings).
     fn dir(&self, b: usize) -> u64 {
@@ -476,7 +481,22 @@ impl Segment {
         &self,
         hash: u32,
         scratch: &mut Vec<u8>,
-        f: impl FnMut(u32, u32),
+        mut f: impl FnMut(u32, u32),
+    ) -> io::Result<()> {
+        self.lookup_frames(hash, scratch, |gframe| {
+            if let Some((slot, frame)) = self.locate(gframe) {
+                f(slot, frame);
+            }
+        })
+    }
+
+    /// [`Segment::lookup`] as global frames ([`Segment::locate`] finds
+    /// their slots): for a caller that wants few of them located.
+    pub fn lookup_frames(
+        &self,
+        hash: u32,
+        scratch: &mut Vec<u8>,
+        f: impl FnMut(u32),
     ) -> io::Result<()> {
         let block = (hash >> self.low_bits) as usize;
         if block >= self.blocks {
@@ -518,15 +538,7 @@ impl Segment {
 
     /// The postings of `hash` among postings `a..b` (one directory block),
     /// read from `bytes`, which hold the postings from bit `base`.
-    fn scan(
-        &self,
-        bytes: &[u8],
-        base: u64,
-        a: u64,
-        b: u64,
-        hash: u32,
-        mut f: impl FnMut(u32, u32),
-    ) {
+    fn scan(&self, bytes: &[u8], base: u64, a: u64, b: u64, hash: u32, mut f: impl FnMut(u32)) {
         let low = (hash & ((1 << self.low_bits) - 1)) as u64;
         let first = low << self.frame_bits;
         let (mut lo, mut hi) = (a, b.max(a));
@@ -544,9 +556,7 @@ impl Segment {
             if v >> self.frame_bits != low {
                 break;
             }
-            if let Some((slot, frame)) = self.locate((v & frame_mask) as u32) {
-                f(slot, frame);
-            }
+            f((v & frame_mask) as u32);
         }
     }
 
