@@ -7,8 +7,10 @@
 //! ([`fingerprint`] wires these three). Landmarks go to the [`store`] (a
 //! sled catalogue beside [`segment`] files, which find a hash's postings in
 //! one read; [`verify`] checks the whole) when indexing, or to the
-//! [`matcher`], which votes on consistent time offsets and returns data
-//! that [`output`] renders. [`params`] holds every knob in one struct whose
+//! [`matcher`], which votes on consistent time offsets ([`votes`] packs
+//! and sorts the votes, [`shortlist`] keeps those that can reach a score,
+//! [`readcache`] keeps what a thread has read for its later looks) and
+//! returns data that [`output`] renders. [`params`] holds every knob in one struct whose
 //! digest the index records; [`library`] walks folders and names tracks;
 //! [`glance`] names clips heard clearly from few landmarks; [`closelook`]
 //! looks again at clips under dialogue or noise; [`warp`]
@@ -33,12 +35,14 @@ pub mod output;
 pub mod params;
 pub mod peaks;
 pub mod progress;
+pub mod readcache;
 pub mod segment;
 pub mod shortlist;
 pub mod spectrogram;
 pub mod store;
 pub mod timeline;
 pub mod verify;
+pub mod votes;
 pub mod warp;
 
 use anyhow::Result;
