@@ -1170,12 +1170,15 @@ mod tests {
         let tracks: Vec<Vec<Landmark>> = (0..20)
             .map(|n| random_landmarks(n + 1, 45_000, 5_600, 60_000))
             .collect();
-        let new = tracks
-            .iter()
-            .zip(0..)
-            .map(|(lms, n)| test_track(n, 180.0, lms.clone()))
-            .collect();
-        store.commit(new, &[]).unwrap();
+        // Committed in three batches: three postings files, so a streamed
+        // look's line of frames spans files (`Matcher::line_key`).
+        for batch in [0..7u32, 7..14, 14..20] {
+            let new = batch
+                .map(|n| test_track(n, 180.0, tracks[n as usize].clone()))
+                .collect();
+            store.commit(new, &[]).unwrap();
+        }
+        assert_eq!(store.parts().unwrap().len(), 3);
         drop(store);
         let open = || {
             let mut m = Matcher::new(Store::open(dir.path(), Access::Read, None).unwrap()).unwrap();
