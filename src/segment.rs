@@ -296,10 +296,18 @@ fn coarse_table(starts: &[u32]) -> (Vec<u32>, u32) {
     let slots = (starts.len() - 1) as u64;
     let stretch = (total / (COARSE_PER_SLOT * slots.max(1))).max(1);
     let shift = 63 - stretch.leading_zeros();
+    // The last start at or below each stretch's first frame, in one walk
+    // of the starts: a search per stretch took ~20 ms of CPU to open the
+    // 10,000 h file (125,070 slots; `perf stat`, a 1 s clip, whole
+    // process: 104 -> 82 ms). Its twin in the tests searches.
+    let mut slot = 0usize;
     let coarse = (0..=(total >> shift))
         .map(|i| {
             let g = i << shift;
-            (starts.partition_point(|&s| s as u64 <= g).max(1) - 1) as u32
+            while slot + 1 < starts.len() && starts[slot + 1] as u64 <= g {
+                slot += 1;
+            }
+            slot as u32
         })
         .collect();
     (coarse, shift)
@@ -954,14 +962,44 @@ mod tests {
         assert!(hurt.iter().count() as u64 <= hurt.postings());
     }
 
+    /// [`coarse_table`]'s naive twin: a binary search per stretch.
+    fn coarse_table_by_search(starts: &[u32]) -> (Vec<u32>, u32) {
+        let total = *starts.last().unwrap() as u64;
+        let slots = (starts.len() - 1) as u64;
+        let stretch = (total / (COARSE_PER_SLOT * slots.max(1))).max(1);
+        let shift = 63 - stretch.leading_zeros();
+        let coarse = (0..=(total >> shift))
+            .map(|i| {
+                let g = i << shift;
+                (starts.partition_point(|&s| s as u64 <= g).max(1) - 1) as u32
+            })
+            .collect();
+        (coarse, shift)
+    }
+
     #[test]
     fn locate_equals_a_search_of_the_starts() {
+        // The coarse table is its naive twin's on many slots of random
+        // spans, some empty.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut at = 0u32;
+        let many: Vec<u32> = std::iter::once(0)
+            .chain((0..5_000).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                at += [0, 1, 3, 40, 9_000][(x % 5) as usize];
+                at
+            }))
+            .collect();
+        assert_eq!(coarse_table(&many), coarse_table_by_search(&many));
         for starts in [
             vec![0u32, 1],
             vec![0, 5, 5, 6, 20_000, 20_001, 90_000],
             vec![0, 100_000, 100_003, 100_004, 250_000],
         ] {
             let (coarse, shift) = coarse_table(&starts);
+            assert_eq!((coarse.clone(), shift), coarse_table_by_search(&starts));
             let dir = tempfile::tempdir().unwrap();
             let ts: Vec<Vec<Landmark>> = starts
                 .windows(2)
