@@ -163,6 +163,52 @@ pub enum MergeStep {
     Written,
     /// The catalogue points at the merged file; the old files are still there.
     Committed,
+    /// `compact`: a fresh copy of the catalogue is complete beside the old.
+    CatalogueWritten,
+    /// `compact`: the old catalogue is moved aside; the copy is not yet in
+    /// its place.
+    CatalogueSwapped,
+}
+
+/// Where [`Store::rewrite_catalogue`] writes the fresh catalogue, and
+/// where the old one waits to be deleted once the fresh one is in place.
+const SLED_NEW: &str = "sled.new";
+const SLED_OLD: &str = "sled.old";
+/// Written in [`SLED_NEW`] once it holds the whole catalogue, synced.
+const SLED_COMPLETE: &str = "ostid-complete";
+
+/// The catalogue's sled configuration at `path`.
+fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_BYTES)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(None)
+}
+
+/// Finish or undo a catalogue rewrite that a crash interrupted (called
+/// under the lock, before the catalogue is opened): a complete copy takes
+/// the place of an old catalogue already moved aside; otherwise the old
+/// catalogue stands and whatever the rewrite left is deleted.
+fn recover_catalogue(dir: &Path) -> Result<()> {
+    let (cur, new, old) = (dir.join("sled"), dir.join(SLED_NEW), dir.join(SLED_OLD));
+    let context = || format!("cannot finish rewriting the catalogue in {}", dir.display());
+    if !cur.exists() && new.join(SLED_COMPLETE).exists() {
+        fs::rename(&new, &cur).with_context(context)?;
+        sync_dir(dir).with_context(context)?;
+    }
+    let _ = fs::remove_file(cur.join(SLED_COMPLETE));
+    for stale in [new, old] {
+        if stale.exists() {
+            fs::remove_dir_all(&stale).with_context(context)?;
+        }
+    }
+    Ok(())
+}
+
+/// Make a directory's entries (renames, new files) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The user's default index location.
@@ -243,7 +289,10 @@ impl Store {
     /// what is recorded (`None` accepts whatever the index has).
     pub fn open(dir: &Path, access: Access, params: Option<&Params>) -> Result<Store> {
         let sled_dir = dir.join("sled");
-        let exists = sled_dir.join("conf").exists();
+        // A rewrite cut off between its renames leaves the catalogue in
+        // SLED_NEW (put back in place below, under the lock).
+        let exists =
+            sled_dir.join("conf").exists() || dir.join(SLED_NEW).join(SLED_COMPLETE).exists();
         if !exists && access == Access::Read {
             bail!(
                 "no index at {}; create one with `ostid index DIR` (or point --db / OSTID_DB at an existing one)",
@@ -253,11 +302,8 @@ impl Store {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the index directory {}", dir.display()))?;
         let lock = take_lock(dir)?;
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(CACHE_BYTES)
-            .mode(sled::Mode::LowSpace)
-            .flush_every_ms(None)
+        recover_catalogue(dir)?;
+        let db = sled_config(&sled_dir)
             .open()
             .map_err(|e| {
                 anyhow!(
@@ -685,7 +731,61 @@ impl Store {
                 self.merge(&g)?;
             }
         }
+        self.rewrite_catalogue()?;
         Ok((tables.len(), self.segment_tables()?.len()))
+    }
+
+    /// Write the catalogue afresh and put the copy in its place. sled never
+    /// gives back segments of its file that it has emptied, and zeroes every
+    /// one of them, then syncs, each time it opens: at 10,000 h simulated,
+    /// 277 segments of 512 KB, ~90 ms of every `ostid match`. Crash-safe:
+    /// the copy is written and synced beside the catalogue before renames
+    /// swap the two, and [`Store::open`] finishes or undoes a swap that was
+    /// cut off.
+    pub fn rewrite_catalogue(&mut self) -> Result<()> {
+        let dir = self.dir.clone();
+        let (cur, new, old) = (dir.join("sled"), dir.join(SLED_NEW), dir.join(SLED_OLD));
+        let context = || {
+            format!(
+                "cannot rewrite the catalogue of the index at {}",
+                dir.display()
+            )
+        };
+        if new.exists() {
+            fs::remove_dir_all(&new).with_context(context)?;
+        }
+        self.db.flush()?;
+        {
+            let fresh = sled_config(&new).open().with_context(context)?;
+            let mut batch = sled::Batch::default();
+            for (n, kv) in self.db.iter().enumerate() {
+                let (k, v) = kv?;
+                batch.insert(k, v);
+                if n % 4096 == 4095 {
+                    fresh.apply_batch(std::mem::take(&mut batch))?;
+                }
+            }
+            fresh.apply_batch(batch)?;
+            fresh.flush()?;
+        }
+        File::create(new.join(SLED_COMPLETE))
+            .and_then(|f| f.sync_all())
+            .and_then(|_| sync_dir(&new))
+            .and_then(|_| sync_dir(&dir))
+            .with_context(context)?;
+        self.failpoint(MergeStep::CatalogueWritten);
+        fs::rename(&cur, &old)
+            .and_then(|_| sync_dir(&dir))
+            .with_context(context)?;
+        self.failpoint(MergeStep::CatalogueSwapped);
+        fs::rename(&new, &cur)
+            .and_then(|_| sync_dir(&dir))
+            .with_context(context)?;
+        let fresh = sled_config(&cur).open().with_context(context)?;
+        drop(std::mem::replace(&mut self.db, fresh));
+        let _ = fs::remove_file(cur.join(SLED_COMPLETE));
+        fs::remove_dir_all(&old).with_context(context)?;
+        Ok(())
     }
 
     /// Merge segments into one (their live tracks, in segment then slot

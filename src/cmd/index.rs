@@ -37,8 +37,22 @@ const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_TRACKS";
 /// Crash tests: commit after every track instead of every few seconds.
 const EACH_TRACK_ENV: &str = "OSTID_COMMIT_EACH_TRACK";
 /// Crash tests: abort the process in the first merge, once its file is
-/// `written` or once it is `committed` (before the old files are deleted).
+/// `written` or once it is `committed` (before the old files are deleted),
+/// or in `compact`'s rewrite of the catalogue, once the copy is complete
+/// (`catalogue-written`) or once the old catalogue is moved aside
+/// (`catalogue-swapped`).
 const MERGE_FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_IN_MERGE";
+
+/// The merge step [`MERGE_FAILPOINT_ENV`] names, if any (tests).
+pub(crate) fn merge_failpoint() -> Option<MergeStep> {
+    match std::env::var(MERGE_FAILPOINT_ENV).as_deref() {
+        Ok("written") => Some(MergeStep::Written),
+        Ok("committed") => Some(MergeStep::Committed),
+        Ok("catalogue-written") => Some(MergeStep::CatalogueWritten),
+        Ok("catalogue-swapped") => Some(MergeStep::CatalogueSwapped),
+        _ => None,
+    }
+}
 
 /// Decode and fingerprint one file.
 pub fn fingerprint_file(
@@ -202,11 +216,7 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         Store::destroy(&db)?;
     }
     let mut store = Store::open(&db, Access::Write, requested.as_ref())?;
-    store.set_merge_failpoint(match std::env::var(MERGE_FAILPOINT_ENV).as_deref() {
-        Ok("written") => Some(MergeStep::Written),
-        Ok("committed") => Some(MergeStep::Committed),
-        _ => None,
-    });
+    store.set_merge_failpoint(merge_failpoint());
     let params = store.params().clone();
     let failpoint: Option<u64> = std::env::var(FAILPOINT_ENV)
         .ok()

@@ -354,6 +354,7 @@ pub struct CompactReport {
 /// postings. The summary goes to stderr, or as JSON to stdout.
 pub fn compact(db: &Path, json: bool, quiet: bool) -> Result<Status> {
     let mut store = Store::open(db, Access::Write, None)?;
+    store.set_merge_failpoint(super::index::merge_failpoint());
     let bytes_before = store.disk_bytes();
     let (files_before, files_after) = store.compact()?;
     store.flush()?;
