@@ -391,7 +391,9 @@ impl Store {
             return Ok(());
         }
         let lock = take_lock(dir)?;
-        for sub in ["sled", "postings"] {
+        // With what a cut-off catalogue rewrite left, which the next open
+        // would otherwise put back.
+        for sub in ["sled", SLED_NEW, SLED_OLD, "postings"] {
             let d = dir.join(sub);
             if d.exists() {
                 fs::remove_dir_all(&d).with_context(|| format!("cannot remove {}", d.display()))?;

@@ -2420,7 +2420,12 @@ fn walk_fixture(name: &str) -> PathBuf {
 fn a_crash_in_the_catalogue_rewrite_loses_nothing() {
     let (_tmp, clean_db) = indexed();
     let want = answers(&clean_db);
-    for step in ["catalogue-written", "catalogue-swapped"] {
+    for (step, rebuild) in [
+        ("catalogue-written", false),
+        ("catalogue-swapped", false),
+        ("catalogue-written", true),
+        ("catalogue-swapped", true),
+    ] {
         let tmp = TempDir::new().unwrap();
         let db = tmp.path().join("index");
         ostid(&db)
@@ -2444,6 +2449,15 @@ fn a_crash_in_the_catalogue_rewrite_loses_nothing() {
         assert!(db.join("sled.new").exists(), "{step}");
         assert_eq!(db.join("sled").exists(), step == "catalogue-written");
         assert_eq!(db.join("sled.old").exists(), step == "catalogue-swapped");
+        if rebuild {
+            // A rebuild starts from nothing, not from the copy.
+            ostid(&db)
+                .args(["index", "--rebuild"])
+                .arg(fixtures().join("library"))
+                .assert()
+                .code(0)
+                .stderr(predicate::str::contains("indexed 7, unchanged 0"));
+        }
         postings_files_and_segments(&db);
         assert_eq!(answers(&db), want, "{step}");
         for stale in ["sled.new", "sled.old"] {
