@@ -27,7 +27,7 @@ pub const BIN_FRAMES: u32 = 1 << BIN_BITS;
 const GROUP_BITS: u32 = 5;
 const GROUP: usize = 1 << GROUP_BITS;
 /// Table rows: one per 8 votes (a few votes a row, well below any score a
-/// shortlist is asked for), between these bounds (32 KB to 16 MB).
+/// shortlist is asked for), between these bounds (32 KB to 8 MB).
 const MIN_ROWS_BITS: u32 = 10;
 pub const MAX_ROWS_BITS: u32 = 18;
 

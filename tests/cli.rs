@@ -1331,6 +1331,17 @@ fn a_crash_at_a_failpoint_resumes_to_the_same_index() {
 }
 
 /// Files in the index's postings folder, and segments `verify` checked.
+/// The process was killed by the merge failpoint `step` (it aborts: no
+/// exit code), and said so.
+fn assert_aborted_at_failpoint(out: &Output, step: &str) {
+    assert_eq!(out.status.code(), None, "{step}: aborted at the failpoint");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("merge failpoint"),
+        "{step}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn postings_files_and_segments(db: &Path) -> (usize, u64) {
     let files = std::fs::read_dir(db.join("postings")).unwrap().count();
     let out = ostid(db).args(["verify", "--json"]).output().unwrap();
@@ -1354,12 +1365,7 @@ fn a_crash_at_any_step_of_a_merge_leaves_an_index_that_answers_as_before() {
             .env("OSTID_FAILPOINT_ABORT_IN_MERGE", step)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), None, "{step}: aborted in the merge");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("merge failpoint"),
-            "{step}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_aborted_at_failpoint(&out, step);
         // The index opens, verifies, and holds the four committed tracks.
         let (files, segments) = postings_files_and_segments(&db);
         let expect = if step == "written" { 4 } else { 1 };
@@ -2438,12 +2444,7 @@ fn a_crash_in_the_catalogue_rewrite_loses_nothing() {
             .env("OSTID_FAILPOINT_ABORT_IN_MERGE", step)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), None, "{step}: aborted in the rewrite");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("merge failpoint"),
-            "{step}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_aborted_at_failpoint(&out, step);
         // What the crash left: the copy beside the catalogue, or the copy
         // alone with the old catalogue moved aside.
         assert!(db.join("sled.new").exists(), "{step}");
