@@ -25,7 +25,7 @@ use crate::output::clock;
 use crate::params::Params;
 use crate::progress;
 use crate::store::{
-    Access, MergeStep, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS,
+    Access, MergeStep, CATALOGUE_SLACK, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS,
 };
 
 /// Commit pending tracks at least this often.
@@ -87,6 +87,8 @@ struct Pending {
     since: Instant,
     /// Tracks committed so far.
     committed: u64,
+    /// Merges made so far.
+    merges: usize,
     each_track: bool,
 }
 
@@ -98,6 +100,7 @@ impl Default for Pending {
             postings: 0,
             since: Instant::now(),
             committed: 0,
+            merges: 0,
             each_track: false,
         }
     }
@@ -128,7 +131,7 @@ impl Pending {
                 &std::mem::take(&mut self.replaced),
             )?;
             // Keep lookups to a few reads: merge a level once it is full.
-            store.tidy()?;
+            self.merges += store.tidy()?;
             self.committed += n;
             if failpoint.is_some_and(|n| self.committed >= n) {
                 eprintln!("ostid: failpoint {FAILPOINT_ENV} reached, aborting");
@@ -284,7 +287,7 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
     let abort = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel(threads * 2);
 
-    let writer_result: Result<()> = std::thread::scope(|s| {
+    let writer_result: Result<usize> = std::thread::scope(|s| {
         let todo = &todo;
         let abort = &abort;
         let params = &params;
@@ -350,18 +353,25 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
                 }
             }
         }
-        pending.commit(&mut store, failpoint)
+        pending.commit(&mut store, failpoint)?;
+        Ok(pending.merges)
     });
     pb.finish_and_clear();
-    writer_result.context(
+    let merges = writer_result.context(
         "indexing stopped; every track committed before this is kept: fix the cause and run the same command again",
     )?;
     store.flush()?;
     let was_interrupted = interrupted();
     if !was_interrupted {
-        store
+        let gathered = store
             .gather_small()
             .context("merging the index's small postings files failed; the index is as it was before the merge")?;
+        // Merges rewrite track records; sled keeps what they emptied.
+        if merges > 0 || gathered {
+            store.shrink_catalogue(CATALOGUE_SLACK).context(
+                "rewriting the index's catalogue failed; the index is as it was before the rewrite",
+            )?;
+        }
     }
 
     let elapsed = started.elapsed().as_secs_f64();
