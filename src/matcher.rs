@@ -117,32 +117,12 @@ const DENSE_TRACKS: u32 = 1 << 20;
 
 /// A query's votes as gathered: keys in the order they were read, or,
 /// where they were too many to hold, their coarse counts over the files'
-/// frames ([`Matcher::line_key`]) with the keys held before they were
-/// too many: the votes after those are read again for the shortlist.
+/// frames ([`Matcher::line_key`]; the votes are read again for the
+/// shortlist).
 enum Keys {
     Packed(Vec<u64>, KeyLayout),
-    Counted(Streamed),
+    Counted(shortlist::Counts, KeyLayout),
     Wide(Vec<u128>),
-}
-
-/// A look with too many votes to hold ([`Keys::Counted`]).
-struct Streamed {
-    /// Coarse counts of every vote.
-    counts: shortlist::Counts,
-    layout: KeyLayout,
-    /// The votes read before they were too many...
-    held: Vec<u64>,
-    /// ...and where the rest begin.
-    rest: Resume,
-}
-
-/// Where a visit of a query's votes stopped, or goes on: the `run`-th
-/// distinct hash in postings file `part` (in the order of
-/// [`Matcher::parts`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Resume {
-    part: usize,
-    run: usize,
 }
 
 /// Looks with more votes than this are shortlisted ([`crate::shortlist`])
@@ -202,9 +182,6 @@ pub struct Matcher {
     /// Where each postings file's frames start in one line of them all
     /// ([`Matcher::line_key`]).
     part_bases: Vec<u64>,
-    /// Where each track starts in that line, by track id (made for the
-    /// first look too large to hold).
-    track_bases: std::sync::OnceLock<Vec<u64>>,
 }
 
 /// Offsets closer than this (frames) are the same position.
@@ -263,7 +240,6 @@ impl Matcher {
             shortlist_above: SHORTLIST_ABOVE,
             stream_above: STREAM_ABOVE,
             part_bases,
-            track_bases: std::sync::OnceLock::new(),
         })
     }
 
@@ -344,16 +320,13 @@ impl Matcher {
     /// Every (track, offset, query anchor) vote of a query, to `each` in
     /// the order read; the anchor is the query peak (frame and bin) the
     /// landmark starts from. Each distinct hash is looked up once per
-    /// segment. Once `each` says it wants no more, the votes of the
-    /// current hash in the current file are still given, and the visit
-    /// stops there: where the next hash would have been read is returned
-    /// ([`Resume`]), where [`Matcher::visit_frames`] can go on.
+    /// segment.
     fn visit<K: VoteKey>(
         &self,
         landmarks: &[Landmark],
         layout: &KeyLayout,
         mut each: impl FnMut(K) -> bool,
-    ) -> Result<Option<Resume>> {
+    ) -> Result<()> {
         let keys = query_keys(landmarks);
         let mut hits: Vec<(u32, u32)> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
@@ -382,30 +355,26 @@ impl Matcher {
                 })
                 .with_context(|| format!("cannot read postings file {} of the index", part.id))
         };
-        for (p, part) in self.parts.iter().enumerate() {
+        for part in &self.parts {
             let file = &part.file;
-            let next = |i: usize| Resume {
-                part: p,
-                run: i + 1,
-            };
             if file.reads_lookups() {
                 // Each lookup is a system call: the looks at one clip (and
                 // the clips of a batch) share what was read.
-                let stopped = READ_CACHE.with(|cache| -> Result<Option<Resume>> {
+                let going = READ_CACHE.with(|cache| -> Result<bool> {
                     let mut cache = cache.borrow_mut();
                     cache.serve(self.id);
-                    for (i, &run) in runs.iter().enumerate() {
+                    for &run in &runs {
                         let (start, len) = cache.find(part.id, hash_of(run), |hits| {
                             read(part, hash_of(run), &mut scratch, hits)
                         })?;
                         if !emit(run, &cache.hits[start..start + len]) {
-                            return Ok(Some(next(i)));
+                            return Ok(false);
                         }
                     }
-                    Ok(None)
+                    Ok(true)
                 })?;
-                if stopped.is_some() {
-                    return Ok(stopped);
+                if !going {
+                    return Ok(());
                 }
                 continue;
             }
@@ -415,33 +384,30 @@ impl Matcher {
                 hits.clear();
                 read(part, hash_of(run), &mut scratch, &mut hits)?;
                 if !emit(run, &hits) {
-                    return Ok(Some(next(i)));
+                    return Ok(());
                 }
             }
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// Every vote of a query from `from` on (where [`Matcher::visit`]
-    /// stopped) as (index of its postings file in `parts`, global frame in
-    /// that file, query anchor), to `each`: the postings read from the
-    /// files as they are, not located in their tracks and not through the
-    /// [`ReadCache`] (a look this large would only push out what other
-    /// looks share).
+    /// Every vote of a query as (index of its postings file in `parts`,
+    /// global frame in that file, query anchor), to `each`: the postings
+    /// read from the files as they are, not located in their tracks and
+    /// not through the [`ReadCache`] (a look this large would only push
+    /// out what other looks share).
     fn visit_frames(
         &self,
         landmarks: &[Landmark],
-        from: Resume,
         mut each: impl FnMut(usize, u32, u32),
     ) -> Result<()> {
         let keys = query_keys(landmarks);
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
         let mut scratch: Vec<u8> = Vec::new();
         let mut frames: Vec<u32> = Vec::new();
-        for (p, part) in self.parts.iter().enumerate().skip(from.part) {
-            let first = if p == from.part { from.run } else { 0 };
+        for (p, part) in self.parts.iter().enumerate() {
             let mut ahead = Ahead::new(&part.file, &runs);
-            for (i, &run) in runs.iter().enumerate().skip(first) {
+            for (i, &run) in runs.iter().enumerate() {
                 ahead.ask(i);
                 frames.clear();
                 part.file
@@ -466,26 +432,6 @@ impl Matcher {
     fn line_key(&self, p: usize, gframe: u32, anchor: u32, layout: &KeyLayout) -> u64 {
         let qframe = (anchor >> hash::FREQ_BITS) as u64;
         self.part_bases[p] + gframe as u64 + layout.bias as u64 - qframe
-    }
-
-    /// [`Matcher::line_key`] of a vote already located in its track (a
-    /// key of [`Matcher::visit`]).
-    fn line_key_of(&self, key: u64, layout: &KeyLayout) -> u64 {
-        let bases = self.track_bases.get_or_init(|| {
-            let mut bases = vec![0u64; self.max_track as usize + 1];
-            for (p, part) in self.parts.iter().enumerate() {
-                for (slot, &track) in part.tracks.iter().enumerate() {
-                    if let Some(b) = bases.get_mut(track as usize) {
-                        *b = self.part_bases[p] + part.file.start(slot) as u64;
-                    }
-                }
-            }
-            bases
-        });
-        let track = key.track(layout) as usize;
-        // Offset plus bias, as the key holds it.
-        let biased = (key >> layout.anchor_bits) & ((1u64 << layout.offset_bits) - 1);
-        bases.get(track).copied().unwrap_or(0) + biased
     }
 
     /// The track and frame of a vote of [`Matcher::visit_frames`] (`None`:
@@ -584,27 +530,25 @@ impl Matcher {
             let postings = self.count_tracks(&keys, &layout);
             return Ok((Keys::Packed(keys, layout), postings));
         }
-        // Held while they are few enough (a hash's votes at a time).
-        let stopped = self.visit(landmarks, &layout, |k: u64| {
-            keys.push(k);
-            keys.len() < self.stream_above
+        // Held while they are few enough.
+        let mut full = false;
+        self.visit(landmarks, &layout, |k: u64| {
+            full = keys.len() == self.stream_above;
+            if !full {
+                keys.push(k);
+            }
+            !full
         })?;
-        let Some(rest) = stopped else {
+        if !full {
             let postings = self.count_tracks(&keys, &layout);
             return Ok((Keys::Packed(keys, layout), postings));
-        };
+        }
         // Too many: counted (in one line of all the files' frames, see
-        // [`Matcher::line_key`]), those held as they are, the rest as they
-        // are read; the rest are read again for the shortlist.
+        // [`Matcher::line_key`]), and read again for the shortlist.
+        drop(keys);
         let mut counts = shortlist::Counts::new(usize::MAX, 0);
         let mut tracks = vec![0u32; self.max_track as usize + 1];
-        for &k in &keys {
-            counts.add(self.line_key_of(k, &layout));
-            if let Some(n) = tracks.get_mut(k.track(&layout) as usize) {
-                *n += 1;
-            }
-        }
-        self.visit_frames(landmarks, rest, |p, gframe, anchor| {
+        self.visit_frames(landmarks, |p, gframe, anchor| {
             counts.add(self.line_key(p, gframe, anchor, &layout));
             if let Some((track, _)) = self.locate(p, gframe) {
                 if let Some(n) = tracks.get_mut(track as usize) {
@@ -612,13 +556,7 @@ impl Matcher {
                 }
             }
         })?;
-        let streamed = Streamed {
-            counts,
-            layout,
-            held: keys,
-            rest,
-        };
-        Ok((Keys::Counted(streamed), TrackPostings::Dense(tracks)))
+        Ok((Keys::Counted(counts, layout), TrackPostings::Dense(tracks)))
     }
 
     /// Each track's votes among `keys`.
@@ -666,21 +604,10 @@ impl Matcher {
                 };
                 (kept, *layout, shortlisted)
             }
-            Keys::Counted(streamed) => {
-                let Streamed {
-                    counts,
-                    layout,
-                    held,
-                    rest,
-                } = streamed;
-                // (A probe may shortlist again, for another floor.)
-                let mut kept: Vec<u64> = held
-                    .iter()
-                    .copied()
-                    .filter(|&k| counts.keeps(self.line_key_of(k, layout), floor, near))
-                    .collect();
-                // Only the votes kept of the rest are located in their tracks.
-                self.visit_frames(landmarks, *rest, |p, gframe, anchor| {
+            Keys::Counted(counts, layout) => {
+                // Only the votes kept are located in their tracks.
+                let mut kept = Vec::new();
+                self.visit_frames(landmarks, |p, gframe, anchor| {
                     if counts.keeps(self.line_key(p, gframe, anchor, layout), floor, near) {
                         if let Some((track, frame)) = self.locate(p, gframe) {
                             let qframe = (anchor >> hash::FREQ_BITS) as i64;
@@ -1269,18 +1196,8 @@ mod tests {
         };
         let mut shortlisted = open();
         shortlisted.set_vote_limits(0, usize::MAX);
-        // Looks too large to hold from one vote, or from some thousands
-        // (stopping in the first, second or third file, the votes of the
-        // known clips split between those held and those read again): the
-        // votes held until then are counted and shortlisted as they are.
-        let streamed: Vec<Matcher> = std::iter::once(1)
-            .chain((1..=24).map(|k| 500 * k))
-            .map(|above| {
-                let mut m = open();
-                m.set_vote_limits(0, above);
-                m
-            })
-            .collect();
+        let mut streamed = open();
+        streamed.set_vote_limits(0, 1000);
         // A known clip (10 s of track 7 from frame 2,000, a third of its
         // landmarks, with as many others), a weak one and an unknown one.
         let drifted = |keep: usize, noise: usize, seed: u64, tempo: f64| {
@@ -1315,9 +1232,7 @@ mod tests {
             let want = outcome(every.identify(q, 1, 1.0).unwrap());
             named.push(want.0.as_ref().map(|m| m.title.clone()));
             let probe = every.probe(q, 1.0).unwrap();
-            let looks = std::iter::once(("shortlisted", &shortlisted))
-                .chain(streamed.iter().map(|m| ("streamed", m)));
-            for (name, m) in looks {
+            for (name, m) in [("shortlisted", &shortlisted), ("streamed", &streamed)] {
                 assert_eq!(
                     outcome(m.identify(q, 1, 1.0).unwrap()),
                     want,

@@ -407,11 +407,6 @@ impl Segment {
         self.starts.len() - 1
     }
 
-    /// The global frame where `slot` begins.
-    pub fn start(&self, slot: usize) -> u32 {
-        self.starts[slot]
-    }
-
     /// Global frames each slot spans.
     pub fn span(&self, slot: usize) -> u32 {
         self.starts[slot + 1] - self.starts[slot]
