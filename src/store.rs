@@ -1188,7 +1188,10 @@ mod tests {
         let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
         for c in 0..12 {
             store
-                .commit((c * 5..c * 5 + 5).map(|n| new_track(n, 10.0)).collect(), &[])
+                .commit(
+                    (c * 5..c * 5 + 5).map(|n| new_track(n, 10.0)).collect(),
+                    &[],
+                )
                 .unwrap();
             store.tidy().unwrap();
         }

@@ -25,7 +25,8 @@ use crate::output::clock;
 use crate::params::Params;
 use crate::progress;
 use crate::store::{
-    Access, MergeStep, CATALOGUE_SLACK, NewTrack, Store, TrackRecord, SEGMENT_MAX_POSTINGS, SEGMENT_MAX_TRACKS,
+    Access, MergeStep, NewTrack, Store, TrackRecord, CATALOGUE_SLACK, SEGMENT_MAX_POSTINGS,
+    SEGMENT_MAX_TRACKS,
 };
 
 /// Commit pending tracks at least this often.
