@@ -70,13 +70,16 @@ pub const SEGMENT_MAX_POSTINGS: usize = 600_000;
 pub const MERGE_FAN_IN: usize = 4;
 /// sled's page cache.
 const CACHE_BYTES: u64 = 48 << 20;
-/// sled's file written afresh is at most about this many times the keys
-/// and values it holds (measured: 3.8 at 1,000 h simulated, 12,504
-/// tracks, 4.9 MB of them; 2.3 at 10,000 h).
+/// sled's file written afresh is about this many times the keys and
+/// values it holds (measured: 3.8 at 1,000 h simulated, 12,504 tracks,
+/// 4.9 MB of them; 2.3 at 10,000 h, 49 MB): with [`CATALOGUE_SLACK`],
+/// a fresh copy is not rewritten again.
 pub const CATALOGUE_OVERHEAD: u64 = 3;
 /// Bytes of emptied segments a catalogue may hold before `ostid index`
-/// rewrites it ([`Store::shrink_catalogue`]): sled zeroes and syncs them
-/// on every open, ~0.5 ms a MB.
+/// rewrites it ([`Store::shrink_catalogue`]): sled was seen zeroing and
+/// syncing all of them on each open (the compacted 10,000 h index: 145
+/// MB, ~90 ms), though not always (the same library as indexed: 10
+/// writes an open).
 pub const CATALOGUE_SLACK: u64 = 32 << 20;
 
 const REMOVED: u32 = u32::MAX;
