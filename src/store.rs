@@ -174,10 +174,11 @@ pub enum MergeStep {
     Written,
     /// The catalogue points at the merged file; the old files are still there.
     Committed,
-    /// `compact`: a fresh copy of the catalogue is complete beside the old.
+    /// A catalogue rewrite (`compact`, or `index` shrinking it): a fresh
+    /// copy is complete beside the old.
     CatalogueWritten,
-    /// `compact`: the old catalogue is moved aside; the copy is not yet in
-    /// its place.
+    /// A catalogue rewrite: the old catalogue is moved aside; the copy is
+    /// not yet in its place.
     CatalogueSwapped,
 }
 
@@ -749,9 +750,10 @@ impl Store {
     }
 
     /// Write the catalogue afresh and put the copy in its place. sled never
-    /// gives back segments of its file that it has emptied, and zeroes every
-    /// one of them, then syncs, each time it opens: at 10,000 h simulated,
-    /// 277 segments of 512 KB, ~90 ms of every `ostid match`. Crash-safe:
+    /// gives back segments of its file that it has emptied, and was seen
+    /// zeroing every one of them, then syncing, each time it opened the
+    /// compacted 10,000 h simulated index (277 segments of 512 KB, ~90 ms
+    /// of every `ostid match`; not the same library as indexed). Crash-safe:
     /// the copy is written and synced beside the catalogue before renames
     /// swap the two, and [`Store::open`] finishes or undoes a swap that was
     /// cut off.

@@ -1330,7 +1330,6 @@ fn a_crash_at_a_failpoint_resumes_to_the_same_index() {
     assert_eq!(answers(&db), want);
 }
 
-/// Files in the index's postings folder, and segments `verify` checked.
 /// The process was killed by the merge failpoint `step` (it aborts: no
 /// exit code), and said so.
 fn assert_aborted_at_failpoint(out: &Output, step: &str) {
@@ -1342,6 +1341,7 @@ fn assert_aborted_at_failpoint(out: &Output, step: &str) {
     );
 }
 
+/// Files in the index's postings folder, and segments `verify` checked.
 fn postings_files_and_segments(db: &Path) -> (usize, u64) {
     let files = std::fs::read_dir(db.join("postings")).unwrap().count();
     let out = ostid(db).args(["verify", "--json"]).output().unwrap();

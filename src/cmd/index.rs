@@ -39,9 +39,9 @@ const FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_AFTER_TRACKS";
 const EACH_TRACK_ENV: &str = "OSTID_COMMIT_EACH_TRACK";
 /// Crash tests: abort the process in the first merge, once its file is
 /// `written` or once it is `committed` (before the old files are deleted),
-/// or in `compact`'s rewrite of the catalogue, once the copy is complete
-/// (`catalogue-written`) or once the old catalogue is moved aside
-/// (`catalogue-swapped`).
+/// or in a rewrite of the catalogue (`compact`'s, or `index`'s when it
+/// shrinks the catalogue), once the copy is complete (`catalogue-written`)
+/// or once the old catalogue is moved aside (`catalogue-swapped`).
 const MERGE_FAILPOINT_ENV: &str = "OSTID_FAILPOINT_ABORT_IN_MERGE";
 
 /// The merge step [`MERGE_FAILPOINT_ENV`] names, if any (tests).
