@@ -28,17 +28,18 @@ pub fn verify(store: &Store) -> Result<(Vec<String>, Counts)> {
     let tracks = store.tracks()?;
     let tables = store.segment_tables()?;
     let by_id: HashMap<u32, &TrackRecord> = tracks.iter().map(|t| (t.id, t)).collect();
+    // Every track is in exactly one slot (the tables alone say where).
+    let mut slots_of: HashMap<u32, u32> = HashMap::new();
+    for tab in tables.values() {
+        for &id in tab.iter().filter(|&&id| !is_removed(id)) {
+            *slots_of.entry(id).or_default() += 1;
+        }
+    }
     for t in &tracks {
-        match tables.get(&t.segment) {
-            None => problems.push(format!(
-                "track {} ({}) points at segment {}, which does not exist",
-                t.id, t.path, t.segment
-            )),
-            Some(tab) if tab.get(t.slot as usize) != Some(&t.id) => problems.push(format!(
-                "track {} ({}) is not in slot {} of segment {}",
-                t.id, t.path, t.slot, t.segment
-            )),
-            _ => {}
+        match slots_of.get(&t.id).copied().unwrap_or(0) {
+            1 => {}
+            0 => problems.push(format!("track {} ({}) is in no segment", t.id, t.path)),
+            n => problems.push(format!("track {} ({}) is in {n} slots", t.id, t.path)),
         }
     }
     // Duration tables: an index written before them has none (readers

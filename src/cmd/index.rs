@@ -205,8 +205,6 @@ fn record_for(
         duration_s: report.duration_s,
         damaged,
         landmarks: 0,
-        segment: 0,
-        slot: 0,
         head_hash,
     };
     (rec, library::path_key(&f.path))

@@ -12,7 +12,7 @@ use super::Status;
 use crate::library;
 use crate::output::clock;
 use crate::params::Params;
-use crate::store::{Access, Store, TrackRecord, FORMAT_VERSION};
+use crate::store::{Access, Store, TrackRecord};
 
 /// One line of `ostid list --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,7 +160,7 @@ pub fn stats(db: &Path, json: bool) -> Result<Status> {
         hashes: c.landmarks,
         bytes_on_disk: bytes,
         bytes_per_hour: (hours > 0.0).then(|| (bytes as f64 / hours).round()),
-        format_version: FORMAT_VERSION,
+        format_version: store.format_version(),
         params: store.params().clone(),
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
