@@ -44,8 +44,10 @@
 //! are sorted into levels by size (each level [`MERGE_FAN_IN`] times the
 //! one below), and when a level holds [`MERGE_FAN_IN`] segments they become
 //! one of the next. A merge is a commit like any other: the new file is
-//! written and fsynced, then one batch points the tracks at it and drops the
-//! old segments' tables, then the old files are deleted.
+//! written and fsynced, then one batch writes its segment and duration
+//! tables and drops the old segments' tables, then the old files are
+//! deleted. Track records do not say where a track is (the tables do), so
+//! a merge rewrites none of them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -848,9 +850,10 @@ impl Store {
     /// [`Store::rewrite_catalogue`] when sled's file holds more than
     /// `slack` bytes beyond what a fresh copy would take
     /// ([`CATALOGUE_OVERHEAD`] times its keys and values): what `ostid
-    /// index` does when a run has merged segments (every merge rewrites
-    /// the records of the tracks it moves, and sled keeps the segments of
-    /// its file that this empties). Returns whether it rewrote.
+    /// index` does when a run has merged segments (sled keeps the
+    /// segments of its file that rewritten values empty; merges made
+    /// before format 4 rewrote every moved track's record). Returns
+    /// whether it rewrote.
     pub fn shrink_catalogue(&mut self, slack: u64) -> Result<bool> {
         if self.db.size_on_disk()? <= slack {
             return Ok(false);
