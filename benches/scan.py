@@ -16,7 +16,8 @@ recording made the same way.
 
 `--db` scans against another index holding the same indexed tracks (a
 simulated library of `benches/scale.py`, for `scan` at scale); results then
-go to results-scan-<index name>.json.
+go to results-scan-<index name>.json (results-scan-unknown-<half>-<index name>.json
+with `--unknown`).
 """
 import argparse, json, os, random, statistics, subprocess, sys, time
 
@@ -190,13 +191,14 @@ def main():
         segs, el, rss = scan(ostid, db, wav)
         audio_s = os.path.getsize(wav) / 2 / RATE
         windows = int(audio_s / 4)
-        r = {"half": args.unknown, "tracks": len(pool), "works": len({os.path.dirname(p) for p in pool}),
+        r = {"half": args.unknown, "db": os.path.basename(db), "tracks": len(pool), "works": len({os.path.dirname(p) for p in pool}),
              "audio_s": round(audio_s, 1), "windows": windows, "segments_named": len(segs),
              "named_s": round(sum(s["end_s"] - s["start_s"] for s in segs), 1),
              "x_real_time": round(audio_s / el, 1), "peak_rss_mb": round(rss, 1),
              "named": [(s["title"], s["work"], s["start_s"], s["end_s"], s["confidence"]) for s in segs]}
         print(json.dumps(r, indent=1))
-        with open(os.path.join(cache, f"results-scan-unknown-{args.unknown}.json"), "w") as f:
+        suffix = f"-{os.path.basename(db)}" if args.db else ""
+        with open(os.path.join(cache, f"results-scan-unknown-{args.unknown}{suffix}.json"), "w") as f:
             json.dump(r, f, indent=1)
         return
     results = {}
