@@ -369,12 +369,6 @@ impl Store {
                         dir.display()
                     );
                 }
-                if version < FORMAT_VERSION && access == Access::Write {
-                    db.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..])?;
-                    db.flush()?;
-                } else {
-                    format = version;
-                }
                 let raw = db
                     .get(meta_key("params"))?
                     .ok_or_else(|| anyhow!("the index at {} has no parameters recorded; rebuild it with `ostid index --rebuild DIR...`", dir.display()))?;
@@ -391,6 +385,12 @@ impl Store {
                             want.preset
                         );
                     }
+                }
+                if version < FORMAT_VERSION && access == Access::Write {
+                    db.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..])?;
+                    db.flush()?;
+                } else {
+                    format = version;
                 }
                 stored
             }
@@ -1333,6 +1333,13 @@ mod tests {
         assert_eq!(store.format_version(), 3);
         assert_eq!(store.tracks().unwrap(), records);
         assert!(crate::verify::verify(&store).unwrap().0.is_empty());
+        drop(store);
+
+        // A writer refused (other parameters) leaves the format as it was.
+        let dense = Params::preset("dense").unwrap();
+        assert!(Store::open(dir.path(), Access::Write, Some(&dense)).is_err());
+        let store = Store::open(dir.path(), Access::Read, None).unwrap();
+        assert_eq!(store.format_version(), 3);
         drop(store);
 
         let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
