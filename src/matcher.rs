@@ -607,8 +607,9 @@ impl Matcher {
             Keys::Counted(counts, layout) => {
                 // Only the votes kept are located in their tracks.
                 let mut kept = Vec::new();
+                let keeper = counts.keeper(floor, near);
                 self.visit_frames(landmarks, |p, gframe, anchor| {
-                    if counts.keeps(self.line_key(p, gframe, anchor, layout), floor, near) {
+                    if keeper.keeps(self.line_key(p, gframe, anchor, layout)) {
                         if let Some((track, frame)) = self.locate(p, gframe) {
                             let qframe = (anchor >> hash::FREQ_BITS) as i64;
                             kept.push(u64::pack(track, frame as i64 - qframe, anchor, layout));
