@@ -548,15 +548,40 @@ impl Matcher {
         drop(keys);
         let mut counts = shortlist::Counts::new(usize::MAX, 0);
         let mut tracks = vec![0u32; self.max_track as usize + 1];
+        // In batches whose table rows are asked for first: each is a miss
+        // in a table of 8 MiB, and asked together they overlap.
+        let mut batch: Vec<(usize, u32, u32)> = Vec::with_capacity(COUNT_BATCH);
         self.visit_frames(landmarks, |p, gframe, anchor| {
-            counts.add(self.line_key(p, gframe, anchor, &layout));
+            batch.push((p, gframe, anchor));
+            if batch.len() == COUNT_BATCH {
+                self.count_batch(&batch, &mut counts, &mut tracks, &layout);
+                batch.clear();
+            }
+        })?;
+        self.count_batch(&batch, &mut counts, &mut tracks, &layout);
+        Ok((Keys::Counted(counts, layout), TrackPostings::Dense(tracks)))
+    }
+
+    /// Count votes of [`Matcher::visit_frames`] in `counts` (by their place
+    /// in the files) and in `tracks` (by track).
+    fn count_batch(
+        &self,
+        batch: &[(usize, u32, u32)],
+        counts: &mut shortlist::Counts,
+        tracks: &mut [u32],
+        layout: &KeyLayout,
+    ) {
+        for &(p, gframe, anchor) in batch {
+            counts.prefetch(self.line_key(p, gframe, anchor, layout));
+        }
+        for &(p, gframe, anchor) in batch {
+            counts.add(self.line_key(p, gframe, anchor, layout));
             if let Some((track, _)) = self.locate(p, gframe) {
                 if let Some(n) = tracks.get_mut(track as usize) {
                     *n += 1;
                 }
             }
-        })?;
-        Ok((Keys::Counted(counts, layout), TrackPostings::Dense(tracks)))
+        }
     }
 
     /// Each track's votes among `keys`.
@@ -608,14 +633,28 @@ impl Matcher {
                 // Only the votes kept are located in their tracks.
                 let mut kept = Vec::new();
                 let keeper = counts.keeper(floor, near);
-                self.visit_frames(landmarks, |p, gframe, anchor| {
-                    if keeper.keeps(self.line_key(p, gframe, anchor, layout)) {
-                        if let Some((track, frame)) = self.locate(p, gframe) {
-                            let qframe = (anchor >> hash::FREQ_BITS) as i64;
-                            kept.push(u64::pack(track, frame as i64 - qframe, anchor, layout));
+                // In batches, as they were counted.
+                let mut batch: Vec<(usize, u32, u32)> = Vec::with_capacity(COUNT_BATCH);
+                let mut keep = |batch: &mut Vec<(usize, u32, u32)>| {
+                    for &(p, gframe, anchor) in batch.iter() {
+                        keeper.prefetch(self.line_key(p, gframe, anchor, layout));
+                    }
+                    for (p, gframe, anchor) in batch.drain(..) {
+                        if keeper.keeps(self.line_key(p, gframe, anchor, layout)) {
+                            if let Some((track, frame)) = self.locate(p, gframe) {
+                                let qframe = (anchor >> hash::FREQ_BITS) as i64;
+                                kept.push(u64::pack(track, frame as i64 - qframe, anchor, layout));
+                            }
                         }
                     }
+                };
+                self.visit_frames(landmarks, |p, gframe, anchor| {
+                    batch.push((p, gframe, anchor));
+                    if batch.len() == COUNT_BATCH {
+                        keep(&mut batch);
+                    }
                 })?;
+                keep(&mut batch);
                 (kept, *layout, true)
             }
             Keys::Wide(all) => {
@@ -1023,6 +1062,8 @@ fn heard(votes: &Votes, track: u32, offset: i64) -> (u32, u32) {
 /// Largest offset drift looked at around a match, frames (an 8 % tempo
 /// change over a 10 s clip).
 const MAX_DRIFT_FRAMES: i64 = 25;
+/// Votes of a streamed look counted together ([`Matcher::count_batch`]).
+const COUNT_BATCH: usize = 32;
 
 /// Slope of offset against query frame for the votes of `track` near
 /// `offset`: least squares, then again on the votes within 2 frames of the

@@ -649,18 +649,18 @@ impl Segment {
 /// The most bytes of one block [`Segment::prefetch_postings`] asks for.
 const MAX_PREFETCH_BYTES: usize = 512;
 
-/// A hint to the CPU that `byte`'s cache line is needed soon.
+/// A hint to the CPU that the cache line of `value` is needed soon.
 #[inline(always)]
-fn prefetch(byte: &u8) {
+pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: a prefetch is a hint; it reads nothing and cannot fault,
         // and the address is that of a live reference.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(byte as *const u8 as *const i8) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(value as *const T as *const i8) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = byte;
+    let _ = value;
 }
 
 /// Every posting of a file as (hash, global frame), in file order. The

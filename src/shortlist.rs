@@ -73,6 +73,15 @@ impl Counts {
         self.table[self.row(bin)][(bin & (GROUP as u64 - 1)) as usize] as u32
     }
 
+    /// Ask the CPU for the table row of `key` ahead of [`Counts::add`].
+    pub fn prefetch(&self, key: u64) {
+        self.prefetch_bin(key >> self.shift);
+    }
+
+    fn prefetch_bin(&self, bin: u64) {
+        crate::segment::prefetch(&self.table[self.row(bin)]);
+    }
+
     /// Count one vote.
     pub fn add(&mut self, key: u64) {
         let bin = key >> self.shift;
@@ -129,6 +138,21 @@ pub struct Keeper<'a> {
 }
 
 impl Keeper<'_> {
+    /// Ask the CPU for what [`Keeper::keeps`] will read of `key`: its bit,
+    /// or at a group's edge the table rows either side.
+    pub fn prefetch(&self, key: u64) {
+        let bin = key >> self.counts.shift;
+        let at = (bin & (GROUP as u64 - 1)) as usize;
+        let reach = self.reach as usize;
+        if at < reach || at + reach >= GROUP {
+            self.counts.prefetch_bin(bin.wrapping_sub(self.reach));
+            self.counts.prefetch_bin(bin.wrapping_add(self.reach));
+        } else {
+            let cell = self.counts.row(bin) * GROUP + at;
+            crate::segment::prefetch(&self.bits[cell / 64]);
+        }
+    }
+
     /// Whether the vote `key` may be near an offset that reaches the
     /// floor: exactly [`Counts::keeps`].
     pub fn keeps(&self, key: u64) -> bool {
