@@ -573,6 +573,7 @@ impl Matcher {
     ) {
         for &(p, gframe, anchor) in batch {
             counts.prefetch(self.line_key(p, gframe, anchor, layout));
+            self.parts[p].file.prefetch_locate(gframe);
         }
         for &(p, gframe, anchor) in batch {
             counts.add(self.line_key(p, gframe, anchor, layout));

@@ -457,6 +457,14 @@ impl Segment {
         (slot < self.slots()).then(|| (slot as u32, gframe - self.starts[slot]))
     }
 
+    /// Ask the CPU for what [`Segment::locate`] will read of `gframe`
+    /// first (its entry of the coarse slot table).
+    pub fn prefetch_locate(&self, gframe: u32) {
+        if let Some(entry) = self.coarse.get((gframe >> self.coarse_shift) as usize) {
+            prefetch(entry);
+        }
+    }
+
     /// Ask the CPU to fetch the directory words of `hash`'s block: a first
     /// step ahead of [`Segment::lookup`], so that the misses of many
     /// lookups overlap instead of following one another.
