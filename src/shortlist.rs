@@ -138,32 +138,37 @@ pub struct Keeper<'a> {
 }
 
 impl Keeper<'_> {
-    /// Ask the CPU for what [`Keeper::keeps`] will read of `key`: its bit,
-    /// or at a group's edge the table rows either side.
-    pub fn prefetch(&self, key: u64) {
+    /// Where the answer for `key` is: its bit (`Ok`), or, for a bin within
+    /// reach of its group's edge, the table (`Err`, the bin).
+    fn place(&self, key: u64) -> Result<usize, u64> {
         let bin = key >> self.counts.shift;
         let at = (bin & (GROUP as u64 - 1)) as usize;
         let reach = self.reach as usize;
         if at < reach || at + reach >= GROUP {
-            self.counts.prefetch_bin(bin.wrapping_sub(self.reach));
-            self.counts.prefetch_bin(bin.wrapping_add(self.reach));
-        } else {
-            let cell = self.counts.row(bin) * GROUP + at;
-            crate::segment::prefetch(&self.bits[cell / 64]);
+            return Err(bin);
+        }
+        Ok(self.counts.row(bin) * GROUP + at)
+    }
+
+    /// Ask the CPU for what [`Keeper::keeps`] will read of `key`: its bit,
+    /// or at a group's edge the table rows either side.
+    pub fn prefetch(&self, key: u64) {
+        match self.place(key) {
+            Ok(cell) => crate::segment::prefetch(&self.bits[cell / 64]),
+            Err(bin) => {
+                self.counts.prefetch_bin(bin.wrapping_sub(self.reach));
+                self.counts.prefetch_bin(bin.wrapping_add(self.reach));
+            }
         }
     }
 
     /// Whether the vote `key` may be near an offset that reaches the
     /// floor: exactly [`Counts::keeps`].
     pub fn keeps(&self, key: u64) -> bool {
-        let bin = key >> self.counts.shift;
-        let at = (bin & (GROUP as u64 - 1)) as usize;
-        let reach = self.reach as usize;
-        if at < reach || at + reach >= GROUP {
-            return self.counts.keeps(key, self.floor, self.near);
+        match self.place(key) {
+            Ok(cell) => self.bits[cell / 64] >> (cell % 64) & 1 == 1,
+            Err(_) => self.counts.keeps(key, self.floor, self.near),
         }
-        let cell = self.counts.row(bin) * GROUP + at;
-        self.bits[cell / 64] >> (cell % 64) & 1 == 1
     }
 }
 
@@ -273,6 +278,16 @@ mod tests {
         smoothed
     }
 
+    /// Seeded numbers below `n` (xorshift).
+    fn below(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        }
+    }
+
     /// The naive twin: keep a vote when some offset within `near` frames
     /// of it scores `floor` over all the votes.
     fn naive(keys: &[u64], floor: u32, near: u32) -> Vec<u64> {
@@ -301,13 +316,7 @@ mod tests {
         // Chance votes scattered over 400 tracks, piles of several sizes
         // (some split between neighbouring offsets, some on a drifting
         // line), votes repeated by anchors paired with several targets.
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = below(0x2545_F491_4F6C_DD1Du64);
         for round in 0..6 {
             let mut keys: Vec<u64> = (0..200_000)
                 .map(|_| key(next(400), next(60_000), next(4096)))
@@ -349,13 +358,7 @@ mod tests {
 
     #[test]
     fn a_keeper_answers_as_the_table_does() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = below(0x9E37_79B9_7F4A_7C15u64);
         // A table far too small for its votes: counts of every size, some
         // saturated, so that every floor keeps some votes and drops others.
         let mut keys: Vec<u64> = (0..300_000)
