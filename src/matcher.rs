@@ -425,6 +425,26 @@ impl Matcher {
         Ok(())
     }
 
+    /// [`Matcher::visit_frames`] in batches of [`COUNT_BATCH`] votes, so
+    /// that a caller can ask the CPU for what each vote will touch before
+    /// it touches any (a streamed look's table rows are misses each).
+    fn visit_frame_batches(
+        &self,
+        landmarks: &[Landmark],
+        mut each: impl FnMut(&[(usize, u32, u32)]),
+    ) -> Result<()> {
+        let mut batch: Vec<(usize, u32, u32)> = Vec::with_capacity(COUNT_BATCH);
+        self.visit_frames(landmarks, |p, gframe, anchor| {
+            batch.push((p, gframe, anchor));
+            if batch.len() == COUNT_BATCH {
+                each(&batch);
+                batch.clear();
+            }
+        })?;
+        each(&batch);
+        Ok(())
+    }
+
     /// Where vote `(p, gframe, anchor)` of [`Matcher::visit_frames`] is in
     /// one line of the files' frames laid end to end, as a key of
     /// [`shortlist::Counts`] (no anchor bits): offsets of one track are
@@ -550,15 +570,9 @@ impl Matcher {
         let mut tracks = vec![0u32; self.max_track as usize + 1];
         // In batches whose table rows are asked for first: each is a miss
         // in a table of 8 MiB, and asked together they overlap.
-        let mut batch: Vec<(usize, u32, u32)> = Vec::with_capacity(COUNT_BATCH);
-        self.visit_frames(landmarks, |p, gframe, anchor| {
-            batch.push((p, gframe, anchor));
-            if batch.len() == COUNT_BATCH {
-                self.count_batch(&batch, &mut counts, &mut tracks, &layout);
-                batch.clear();
-            }
+        self.visit_frame_batches(landmarks, |batch| {
+            self.count_batch(batch, &mut counts, &mut tracks, &layout)
         })?;
-        self.count_batch(&batch, &mut counts, &mut tracks, &layout);
         Ok((Keys::Counted(counts, layout), TrackPostings::Dense(tracks)))
     }
 
@@ -635,12 +649,11 @@ impl Matcher {
                 let mut kept = Vec::new();
                 let keeper = counts.keeper(floor, near);
                 // In batches, as they were counted.
-                let mut batch: Vec<(usize, u32, u32)> = Vec::with_capacity(COUNT_BATCH);
-                let mut keep = |batch: &mut Vec<(usize, u32, u32)>| {
-                    for &(p, gframe, anchor) in batch.iter() {
+                self.visit_frame_batches(landmarks, |batch| {
+                    for &(p, gframe, anchor) in batch {
                         keeper.prefetch(self.line_key(p, gframe, anchor, layout));
                     }
-                    for (p, gframe, anchor) in batch.drain(..) {
+                    for &(p, gframe, anchor) in batch {
                         if keeper.keeps(self.line_key(p, gframe, anchor, layout)) {
                             if let Some((track, frame)) = self.locate(p, gframe) {
                                 let qframe = (anchor >> hash::FREQ_BITS) as i64;
@@ -648,14 +661,7 @@ impl Matcher {
                             }
                         }
                     }
-                };
-                self.visit_frames(landmarks, |p, gframe, anchor| {
-                    batch.push((p, gframe, anchor));
-                    if batch.len() == COUNT_BATCH {
-                        keep(&mut batch);
-                    }
                 })?;
-                keep(&mut batch);
                 (kept, *layout, true)
             }
             Keys::Wide(all) => {
@@ -1063,7 +1069,8 @@ fn heard(votes: &Votes, track: u32, offset: i64) -> (u32, u32) {
 /// Largest offset drift looked at around a match, frames (an 8 % tempo
 /// change over a 10 s clip).
 const MAX_DRIFT_FRAMES: i64 = 25;
-/// Votes of a streamed look counted together ([`Matcher::count_batch`]).
+/// Votes of a streamed look counted or kept together
+/// ([`Matcher::visit_frame_batches`]).
 const COUNT_BATCH: usize = 32;
 
 /// Slope of offset against query frame for the votes of `track` near

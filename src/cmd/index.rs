@@ -365,7 +365,9 @@ pub fn run(db: PathBuf, cfg: IndexConfig) -> Result<Status> {
         let gathered = store
             .gather_small()
             .context("merging the index's small postings files failed; the index is as it was before the merge")?;
-        // Merges rewrite track records; sled keeps what they emptied.
+        // sled keeps the parts of its file that rewritten values emptied
+        // (format 3's merges rewrote every moved track's record; format 4's
+        // write tables only): a cheap check, a rewrite only past the slack.
         if merges > 0 || gathered {
             store.shrink_catalogue(CATALOGUE_SLACK).context(
                 "rewriting the index's catalogue failed; the index is as it was before the rewrite",
