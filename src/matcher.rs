@@ -121,7 +121,7 @@ const DENSE_TRACKS: u32 = 1 << 20;
 /// shortlist).
 enum Keys {
     Packed(Vec<u64>, KeyLayout),
-    Counted(shortlist::Counts, KeyLayout),
+    Counted(shortlist::Counts, KeyLayout, Memo),
     Wide(Vec<u128>),
 }
 
@@ -135,9 +135,64 @@ enum Keys {
 const SHORTLIST_ABOVE: usize = 1 << 13;
 
 /// Looks with more votes than this that will be shortlisted are not held
-/// (8 bytes a vote, 8 MB): their postings are read twice, to count and
-/// then to shortlist. At 10,000 h a 10 s clip's first look draws ~9 M.
+/// (8 bytes a vote, 8 MB): their postings are counted, then read again to
+/// shortlist (but for the first [`MEMO_FRAMES`], kept from the first
+/// read). At 10,000 h a 10 s clip's first look draws ~9 M.
 const STREAM_ABOVE: usize = 1 << 20;
+
+/// The most frames a streamed look keeps from its counting pass for its
+/// keep pass (4 bytes each, 8 MiB): those lookups are not read again. At
+/// 1,000 h the streamed looks of unknown 10 s clips read 1.0-1.3 M, so
+/// every one is read once; with the held try skipped where it would fill
+/// up ([`Matcher::expected_votes`]), such a clip's lookups went from
+/// 83,000-101,000 to 47,000-62,000 and its time from 197 to 136 ms
+/// (median, 5 clips x 5 runs, whole process).
+const MEMO_FRAMES: usize = 1 << 21;
+
+/// The frames a streamed look's lookups read, in the order looked up,
+/// from the first until one does not fit ([`Matcher::visit_frames`]).
+struct Memo {
+    frames: Vec<u32>,
+    /// `ends[k]`: where the frames of lookup `k` end in `frames`.
+    ends: Vec<usize>,
+    /// The most frames held.
+    cap: usize,
+    /// A lookup did not fit: none after it is kept.
+    full: bool,
+}
+
+impl Memo {
+    fn new(cap: usize) -> Memo {
+        Memo {
+            // Room reserved, not touched: pages come as frames are kept.
+            frames: Vec::with_capacity(cap.min(MEMO_FRAMES)),
+            ends: Vec::new(),
+            cap,
+            full: false,
+        }
+    }
+
+    /// The frames of lookup `k`, if kept.
+    fn get(&self, k: usize) -> Option<&[u32]> {
+        let end = *self.ends.get(k)?;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        Some(&self.frames[start..end])
+    }
+
+    /// Keep `frames`, lookup `k`'s, if every lookup before it is kept and
+    /// they fit.
+    fn keep(&mut self, k: usize, frames: &[u32]) {
+        if self.full || k != self.ends.len() {
+            return;
+        }
+        if self.frames.len() + frames.len() > self.cap {
+            self.full = true;
+            return;
+        }
+        self.frames.extend_from_slice(frames);
+        self.ends.push(self.frames.len());
+    }
+}
 
 /// Where a matcher finds the records of the tracks it names.
 enum Records {
@@ -179,6 +234,8 @@ pub struct Matcher {
     /// above which it is not held ([`STREAM_ABOVE`]).
     shortlist_above: usize,
     stream_above: usize,
+    /// Frames a streamed look keeps for its second pass ([`MEMO_FRAMES`]).
+    memo_frames: usize,
     /// Where each postings file's frames start in one line of them all
     /// ([`Matcher::line_key`]).
     part_bases: Vec<u64>,
@@ -239,16 +296,19 @@ impl Matcher {
             spread_looks: false,
             shortlist_above: SHORTLIST_ABOVE,
             stream_above: STREAM_ABOVE,
+            memo_frames: MEMO_FRAMES,
             part_bases,
         })
     }
 
-    /// Shortlist looks with more than `shortlist_above` votes and hold at
-    /// most `stream_above` (tests: answers do not depend on either).
+    /// Shortlist looks with more than `shortlist_above` votes, hold at
+    /// most `stream_above`, and keep at most `memo_frames` of a streamed
+    /// look's frames for its second pass (tests: answers depend on none).
     #[cfg(test)]
-    fn set_vote_limits(&mut self, shortlist_above: usize, stream_above: usize) {
+    fn set_vote_limits(&mut self, shortlist_above: usize, stream_above: usize, memo_frames: usize) {
         self.shortlist_above = shortlist_above;
         self.stream_above = stream_above;
+        self.memo_frames = memo_frames;
     }
 
     pub fn params(&self) -> &Params {
@@ -395,31 +455,43 @@ impl Matcher {
     /// global frame in that file, query anchor), to `each`: the postings
     /// read from the files as they are, not located in their tracks and
     /// not through the [`ReadCache`] (a look this large would only push
-    /// out what other looks share).
+    /// out what other looks share). Lookups `memo` holds are served from
+    /// it; the rest are read, and kept in it while they fit.
     fn visit_frames(
         &self,
         landmarks: &[Landmark],
+        memo: &mut Memo,
         mut each: impl FnMut(usize, u32, u32),
     ) -> Result<()> {
         let keys = query_keys(landmarks);
         let runs: Vec<&[u64]> = keys.chunk_by(|a, b| a >> 32 == b >> 32).collect();
         let mut scratch: Vec<u8> = Vec::new();
-        let mut frames: Vec<u32> = Vec::new();
+        let mut read: Vec<u32> = Vec::new();
+        // Lookups so far, over the files in turn.
+        let mut k = 0;
         for (p, part) in self.parts.iter().enumerate() {
             let mut ahead = Ahead::new(&part.file, &runs);
             for (i, &run) in runs.iter().enumerate() {
-                ahead.ask(i);
-                frames.clear();
-                part.file
-                    .lookup_frames((run[0] >> 32) as u32, &mut scratch, |g| frames.push(g))
-                    .with_context(|| {
-                        format!("cannot read postings file {} of the index", part.id)
-                    })?;
+                let frames = match memo.get(k) {
+                    Some(frames) => frames,
+                    None => {
+                        ahead.ask(i);
+                        read.clear();
+                        part.file
+                            .lookup_frames((run[0] >> 32) as u32, &mut scratch, |g| read.push(g))
+                            .with_context(|| {
+                                format!("cannot read postings file {} of the index", part.id)
+                            })?;
+                        memo.keep(k, &read);
+                        &read[..]
+                    }
+                };
                 for anchor in run.iter().map(|&k| k as u32) {
-                    for &g in &frames {
+                    for &g in frames {
                         each(p, g, anchor);
                     }
                 }
+                k += 1;
             }
         }
         Ok(())
@@ -431,10 +503,11 @@ impl Matcher {
     fn visit_frame_batches(
         &self,
         landmarks: &[Landmark],
+        memo: &mut Memo,
         mut each: impl FnMut(&[(usize, u32, u32)]),
     ) -> Result<()> {
         let mut batch: Vec<(usize, u32, u32)> = Vec::with_capacity(COUNT_BATCH);
-        self.visit_frames(landmarks, |p, gframe, anchor| {
+        self.visit_frames(landmarks, memo, |p, gframe, anchor| {
             batch.push((p, gframe, anchor));
             if batch.len() == COUNT_BATCH {
                 each(&batch);
@@ -550,30 +623,46 @@ impl Matcher {
             let postings = self.count_tracks(&keys, &layout);
             return Ok((Keys::Packed(keys, layout), postings));
         }
-        // Held while they are few enough.
-        let mut full = false;
-        self.visit(landmarks, &layout, |k: u64| {
-            full = keys.len() == self.stream_above;
+        // Held while they are few enough: tried unless the look is
+        // expected to draw more (a try that fills up is read for nothing).
+        if self.expected_votes(landmarks) <= self.stream_above as f64 {
+            let mut full = false;
+            self.visit(landmarks, &layout, |k: u64| {
+                full = keys.len() == self.stream_above;
+                if !full {
+                    keys.push(k);
+                }
+                !full
+            })?;
             if !full {
-                keys.push(k);
+                let postings = self.count_tracks(&keys, &layout);
+                return Ok((Keys::Packed(keys, layout), postings));
             }
-            !full
-        })?;
-        if !full {
-            let postings = self.count_tracks(&keys, &layout);
-            return Ok((Keys::Packed(keys, layout), postings));
         }
         // Too many: counted (in one line of all the files' frames, see
         // [`Matcher::line_key`]), and read again for the shortlist.
         drop(keys);
         let mut counts = shortlist::Counts::new(usize::MAX, 0);
         let mut tracks = vec![0u32; self.max_track as usize + 1];
+        let mut memo = Memo::new(self.memo_frames);
         // In batches whose table rows are asked for first: each is a miss
         // in a table of 8 MiB, and asked together they overlap.
-        self.visit_frame_batches(landmarks, |batch| {
+        self.visit_frame_batches(landmarks, &mut memo, |batch| {
             self.count_batch(batch, &mut counts, &mut tracks, &layout)
         })?;
-        Ok((Keys::Counted(counts, layout), TrackPostings::Dense(tracks)))
+        Ok((
+            Keys::Counted(counts, layout, memo),
+            TrackPostings::Dense(tracks),
+        ))
+    }
+
+    /// The votes `landmarks` draw if each hash has as many postings as the
+    /// average hash: what decides whether a look is tried held. Measured at
+    /// 1,000 h, looks of unknown 10 s clips drew 52 postings a lookup
+    /// against an average of 50.
+    fn expected_votes(&self, landmarks: &[Landmark]) -> f64 {
+        let postings: u64 = self.parts.iter().map(|p| p.file.postings()).sum();
+        landmarks.len() as f64 * postings as f64 / (1u64 << hash::HASH_BITS) as f64
     }
 
     /// Count votes of [`Matcher::visit_frames`] in `counts` (by their place
@@ -644,12 +733,12 @@ impl Matcher {
                 };
                 (kept, *layout, shortlisted)
             }
-            Keys::Counted(counts, layout) => {
+            Keys::Counted(counts, layout, memo) => {
                 // Only the votes kept are located in their tracks.
                 let mut kept = Vec::new();
                 let keeper = counts.keeper(floor, near);
                 // In batches, as they were counted.
-                self.visit_frame_batches(landmarks, |batch| {
+                self.visit_frame_batches(landmarks, memo, |batch| {
                     for &(p, gframe, anchor) in batch {
                         keeper.prefetch(self.line_key(p, gframe, anchor, layout));
                     }
@@ -1241,13 +1330,20 @@ mod tests {
         };
         let every = {
             let mut m = open();
-            m.set_vote_limits(usize::MAX, usize::MAX);
+            m.set_vote_limits(usize::MAX, usize::MAX, 0);
             m
         };
-        let mut shortlisted = open();
-        shortlisted.set_vote_limits(0, usize::MAX);
-        let mut streamed = open();
-        streamed.set_vote_limits(0, 1000);
+        let limited = |shortlist_above, stream_above, memo_frames| {
+            let mut m = open();
+            m.set_vote_limits(shortlist_above, stream_above, memo_frames);
+            m
+        };
+        let shortlisted = limited(0, usize::MAX, 0);
+        // Streamed: every lookup read twice, some (the first few hundred
+        // frames) kept from the first pass, or all.
+        let streamed = limited(0, 1000, 0);
+        let part_kept = limited(0, 1000, 300);
+        let all_kept = limited(0, 1000, usize::MAX);
         // A known clip (10 s of track 7 from frame 2,000, a third of its
         // landmarks, with as many others), a weak one and an unknown one.
         let drifted = |keep: usize, noise: usize, seed: u64, tempo: f64| {
@@ -1282,7 +1378,12 @@ mod tests {
             let want = outcome(every.identify(q, 1, 1.0).unwrap());
             named.push(want.0.as_ref().map(|m| m.title.clone()));
             let probe = every.probe(q, 1.0).unwrap();
-            for (name, m) in [("shortlisted", &shortlisted), ("streamed", &streamed)] {
+            for (name, m) in [
+                ("shortlisted", &shortlisted),
+                ("streamed", &streamed),
+                ("streamed, some frames kept", &part_kept),
+                ("streamed, every frame kept", &all_kept),
+            ] {
                 assert_eq!(
                     outcome(m.identify(q, 1, 1.0).unwrap()),
                     want,
