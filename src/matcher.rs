@@ -157,8 +157,6 @@ struct Memo {
     ends: Vec<usize>,
     /// The most frames held.
     cap: usize,
-    /// A lookup did not fit: none after it is kept.
-    full: bool,
 }
 
 impl Memo {
@@ -168,7 +166,6 @@ impl Memo {
             frames: Vec::with_capacity(cap.min(MEMO_FRAMES)),
             ends: Vec::new(),
             cap,
-            full: false,
         }
     }
 
@@ -180,17 +177,12 @@ impl Memo {
     }
 
     /// Keep `frames`, lookup `k`'s, if every lookup before it is kept and
-    /// they fit.
+    /// they fit (once one does not, none after it is kept).
     fn keep(&mut self, k: usize, frames: &[u32]) {
-        if self.full || k != self.ends.len() {
-            return;
+        if k == self.ends.len() && self.frames.len() + frames.len() <= self.cap {
+            self.frames.extend_from_slice(frames);
+            self.ends.push(self.frames.len());
         }
-        if self.frames.len() + frames.len() > self.cap {
-            self.full = true;
-            return;
-        }
-        self.frames.extend_from_slice(frames);
-        self.ends.push(self.frames.len());
     }
 }
 
