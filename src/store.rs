@@ -208,6 +208,25 @@ fn sled_config(path: &Path) -> sled::Config {
         .flush_every_ms(None)
 }
 
+/// Open the catalogue of `config`, under the index's own lock: a sled
+/// lock still held is then this process's own, a catalogue just closed
+/// whose writer threads have not yet let go of its file (sled's handle
+/// returns before they do). Waited for, up to a second.
+fn open_catalogue(config: &sled::Config) -> sled::Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if tries < 100 && e.to_string().contains("could not acquire lock") =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 /// Finish or undo a catalogue rewrite that a crash interrupted (called
 /// under the lock, before the catalogue is opened): a complete copy takes
 /// the place of an old catalogue already moved aside; otherwise the old
@@ -325,8 +344,7 @@ impl Store {
             .with_context(|| format!("cannot create the index directory {}", dir.display()))?;
         let lock = take_lock(dir)?;
         recover_catalogue(dir)?;
-        let db = sled_config(&sled_dir)
-            .open()
+        let db = open_catalogue(&sled_config(&sled_dir))
             .map_err(|e| {
                 anyhow!(
                     "the index at {} will not open ({e}); rebuild it with `ostid index --rebuild DIR...`",
@@ -1399,9 +1417,25 @@ mod tests {
 
     /// Rewrites one meta value of a closed index, as another build would.
     fn set_meta(dir: &Path, name: &str, value: &[u8]) {
-        let db = sled::open(dir.join("sled")).unwrap();
+        let db = open_catalogue(&sled_config(&dir.join("sled"))).unwrap();
         db.insert(meta_key(name), value).unwrap();
         db.flush().unwrap();
+    }
+
+    /// A catalogue this process still holds for a moment (sled's writer
+    /// threads outlive a closed handle) is waited for, not refused.
+    #[test]
+    fn a_catalogue_let_go_of_a_moment_later_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sled_config(&dir.path().join("sled"));
+        let held = open_catalogue(&config).unwrap();
+        assert!(config.open().is_err(), "sled refuses a second handle");
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        open_catalogue(&config).unwrap();
+        letting_go.join().unwrap();
     }
 
     #[test]
