@@ -822,7 +822,7 @@ impl Store {
         }
         self.db.flush()?;
         {
-            let fresh = sled_config(&new).open().with_context(context)?;
+            let fresh = open_catalogue(&sled_config(&new)).with_context(context)?;
             let mut batch = sled::Batch::default();
             for (n, kv) in self.db.iter().enumerate() {
                 let (k, v) = kv?;
@@ -847,7 +847,8 @@ impl Store {
         fs::rename(&new, &cur)
             .and_then(|_| sync_dir(&dir))
             .with_context(context)?;
-        let fresh = sled_config(&cur).open().with_context(context)?;
+        // The copy just closed above: its writer threads may still hold it.
+        let fresh = open_catalogue(&sled_config(&cur)).with_context(context)?;
         drop(std::mem::replace(&mut self.db, fresh));
         let _ = fs::remove_file(cur.join(SLED_COMPLETE));
         fs::remove_dir_all(&old).with_context(context)?;
