@@ -6,7 +6,8 @@
 //! [`peaks`] keeps the local maxima; [`hash`] pairs peaks into landmarks
 //! ([`fingerprint`] wires these three). Landmarks go to the [`store`] (a
 //! sled catalogue beside [`segment`] files, which find a hash's postings in
-//! one read; [`verify`] checks the whole) when indexing, or to the
+//! one read; [`verify`] checks the whole; [`view`] is what queries read of
+//! the catalogue) when indexing, or to the
 //! [`matcher`], which votes on consistent time offsets ([`votes`] packs
 //! and sorts the votes, [`shortlist`] keeps those that can reach a score,
 //! [`readcache`] keeps what a thread has read for its later looks) and
@@ -42,6 +43,7 @@ pub mod spectrogram;
 pub mod store;
 pub mod timeline;
 pub mod verify;
+pub mod view;
 pub mod votes;
 pub mod warp;
 

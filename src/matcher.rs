@@ -22,6 +22,7 @@ use crate::params::Params;
 use crate::readcache::{IdHash, MATCHERS, READ_CACHE};
 use crate::shortlist;
 use crate::store::{self, Part, Store, TrackRecord};
+use crate::view::View;
 use crate::votes::{bits, KeyLayout, VoteKey, Votes, WIDE};
 
 /// One identified track.
@@ -193,6 +194,9 @@ enum Records {
     Index(Box<Store>),
     /// Every record, read at once ([`Matcher::release`]).
     Loaded(HashMap<u32, TrackRecord>),
+    /// Read from the index's query view as answers need them: nothing is
+    /// locked.
+    View(Box<View>),
 }
 
 /// Looks queries up in a snapshot of one index. It keeps the index open to
@@ -246,6 +250,21 @@ impl Matcher {
     pub fn new(store: Store) -> Result<Matcher> {
         let params = store.params().clone();
         let parts = store.parts()?;
+        Ok(Matcher::of_parts(
+            params,
+            parts,
+            Records::Index(Box::new(store)),
+        ))
+    }
+
+    /// A matcher of an index's query view and the segments it names
+    /// ([`Store::open_view`]): it holds no lock.
+    pub fn from_view(view: Box<View>, parts: Vec<Part>) -> Matcher {
+        let params = view.params().clone();
+        Matcher::of_parts(params, parts, Records::View(view))
+    }
+
+    fn of_parts(params: Params, parts: Vec<Part>, records: Records) -> Matcher {
         let durations_s: HashMap<u32, f64, IdHash> = parts
             .iter()
             .flat_map(|p| p.tracks.iter().copied().zip(p.durations_s.iter().copied()))
@@ -274,11 +293,11 @@ impl Matcher {
                 Some(at)
             })
             .collect();
-        Ok(Matcher {
+        Matcher {
             parts,
             params,
             durations_s,
-            records: Records::Index(Box::new(store)),
+            records,
             max_lead_frames: MAX_LEAD_FRAMES,
             library_positions: frames / chance::SMOOTHING_FRAMES,
             looks_factor: 1.0,
@@ -290,7 +309,7 @@ impl Matcher {
             stream_above: STREAM_ABOVE,
             memo_frames: MEMO_FRAMES,
             part_bases,
-        })
+        }
     }
 
     /// Shortlist looks with more than `shortlist_above` votes, hold at
@@ -324,6 +343,7 @@ impl Matcher {
         match &self.records {
             Records::Index(store) => store.track(track),
             Records::Loaded(all) => Ok(all.get(&track).cloned()),
+            Records::View(view) => view.track(track),
         }
     }
 
@@ -1336,6 +1356,12 @@ mod tests {
         let streamed = limited(0, 1000, 0);
         let part_kept = limited(0, 1000, 300);
         let all_kept = limited(0, 1000, usize::MAX);
+        // Read through the query view the writer left: the same tables
+        // and names, no catalogue.
+        let viewed = match Store::open_view(dir.path(), None).unwrap() {
+            store::Viewed::View(v, parts) => Matcher::from_view(v, parts),
+            _ => panic!("no view after the writer closed"),
+        };
         // A known clip (10 s of track 7 from frame 2,000, a third of its
         // landmarks, with as many others), a weak one and an unknown one.
         let drifted = |keep: usize, noise: usize, seed: u64, tempo: f64| {
@@ -1375,6 +1401,7 @@ mod tests {
                 ("streamed", &streamed),
                 ("streamed, some frames kept", &part_kept),
                 ("streamed, every frame kept", &all_kept),
+                ("read through the view", &viewed),
             ] {
                 assert_eq!(
                     outcome(m.identify(q, 1, 1.0).unwrap()),

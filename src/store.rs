@@ -61,12 +61,15 @@ use serde::{Deserialize, Serialize};
 use crate::hash::Landmark;
 use crate::params::Params;
 use crate::segment::{self, Segment};
+use crate::view::{self, View};
 
 /// Bumped whenever the layout above (or a segment file's) changes.
 /// Version 4: track records no longer say which segment and slot hold the
 /// track (the segment tables do); version 3 records still carry those
-/// fields, which this build ignores.
-pub const FORMAT_VERSION: u32 = 4;
+/// fields, which this build ignores. Version 5: the directory may hold a
+/// query view ([`crate::view`]), which a writer deletes before it changes
+/// anything; a version-4 build would leave it stale, so it must refuse.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format this build reads. Opening one for writing marks it
 /// [`FORMAT_VERSION`] first, so that an older build, which would trust the
 /// stale fields, refuses it rather than remove the wrong slots.
@@ -164,6 +167,9 @@ pub struct Store {
     format: u32,
     counters: Counters,
     merge_failpoint: Option<MergeStep>,
+    /// Opened to write: the query view was deleted when opened, and is
+    /// written afresh when the store is dropped.
+    access: Access,
     _lock: File,
 }
 
@@ -342,7 +348,14 @@ impl Store {
         }
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the index directory {}", dir.display()))?;
-        let lock = take_lock(dir)?;
+        let lock = take_lock(dir, false)?;
+        if access == Access::Write {
+            // Before anything changes: no view may say what the catalogue
+            // no longer says (a crash from here on leaves none).
+            view::remove(dir).with_context(|| {
+                format!("cannot remove the query view {}", view::path(dir).display())
+            })?;
+        }
         recover_catalogue(dir)?;
         let db = open_catalogue(&sled_config(&sled_dir))
             .map_err(|e| {
@@ -391,19 +404,7 @@ impl Store {
                     .get(meta_key("params"))?
                     .ok_or_else(|| anyhow!("the index at {} has no parameters recorded; rebuild it with `ostid index --rebuild DIR...`", dir.display()))?;
                 let stored = read_params(&raw, dir)?;
-                if let Some(want) = params {
-                    if want.digest() != stored.digest() {
-                        bail!(
-                            "the index at {} was built with preset/parameters '{}' (digest {:016x}), not '{}' (digest {:016x}); drop --preset/--params to use it as it is, or rebuild it with `ostid index --rebuild --preset {} DIR...`",
-                            dir.display(),
-                            stored.preset,
-                            stored.digest(),
-                            want.preset,
-                            want.digest(),
-                            want.preset
-                        );
-                    }
-                }
+                check_params(dir, &stored, params)?;
                 if version < FORMAT_VERSION && access == Access::Write {
                     db.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..])?;
                     db.flush()?;
@@ -429,8 +430,85 @@ impl Store {
             format,
             counters,
             merge_failpoint: None,
+            access,
             _lock: lock,
         })
+    }
+
+    /// What a query needs of the index at `dir`, from its query view
+    /// ([`crate::view`]) without opening the catalogue: the view and every
+    /// segment's file and tables. The lock is held (shared, so queries run
+    /// side by side) only while they are opened: the files stay readable
+    /// after a writer replaces them. `params` as in [`Store::open`].
+    pub fn open_view(dir: &Path, params: Option<&Params>) -> Result<Viewed> {
+        if !view::path(dir).exists() {
+            return Ok(Viewed::None);
+        }
+        let lock = take_lock(dir, true)?;
+        let v = match View::open(dir) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(Viewed::None),
+            Err(e) => return Ok(Viewed::Damaged(e)),
+        };
+        if v.format_version() != FORMAT_VERSION {
+            // Not written by this build: the catalogue decides.
+            return Ok(Viewed::None);
+        }
+        check_params(dir, v.params(), params)?;
+        let parts = v
+            .tables()
+            .iter()
+            .map(|t| {
+                Ok(Part {
+                    id: t.segment,
+                    file: Arc::new(Segment::open(&segment_path(dir, t.segment))?),
+                    tracks: t.tracks.clone(),
+                    durations_s: t.durations_s.clone(),
+                })
+            })
+            .collect::<Result<Vec<Part>>>()?;
+        drop(lock);
+        Ok(Viewed::View(Box::new(v), parts))
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every segment's slot table as a query view holds it (durations
+    /// from the records where an index predates the `D` tables).
+    pub fn view_tables(&self) -> Result<Vec<view::Table>> {
+        let mut durations = self.duration_tables()?;
+        self.segment_tables()?
+            .into_iter()
+            .map(|(segment, tracks)| {
+                let durations_s = match durations.remove(&segment) {
+                    Some(d) if d.len() == tracks.len() => d,
+                    _ => durations_from_records(&self.db, &tracks)?,
+                };
+                Ok(view::Table {
+                    segment,
+                    tracks,
+                    durations_s,
+                })
+            })
+            .collect()
+    }
+
+    /// Write the query view of the catalogue as it is now.
+    pub fn write_view(&self) -> Result<()> {
+        let tables = self.view_tables()?;
+        let records = self.tracks()?;
+        view::write(
+            &self.dir,
+            &view::Contents {
+                format: self.format,
+                params: &self.params,
+                tables: &tables,
+                records: &records,
+            },
+        )
     }
 
     /// Remove an index directory entirely (for `--rebuild`): takes the lock first.
@@ -438,7 +516,9 @@ impl Store {
         if !dir.exists() {
             return Ok(());
         }
-        let lock = take_lock(dir)?;
+        let lock = take_lock(dir, false)?;
+        view::remove(dir)
+            .with_context(|| format!("cannot remove {}", view::path(dir).display()))?;
         // With what a cut-off catalogue rewrite left, which the next open
         // would otherwise put back.
         for sub in ["sled", SLED_NEW, SLED_OLD, "postings"] {
@@ -513,21 +593,14 @@ impl Store {
     /// dropped, even if a writer later merges or deletes the file (the
     /// mapping keeps it alive).
     pub fn parts(&self) -> Result<Vec<Part>> {
-        let mut durations = self.duration_tables()?;
-        self.segment_tables()?
+        self.view_tables()?
             .into_iter()
-            .map(|(id, tracks)| {
-                let durations_s = match durations.remove(&id) {
-                    Some(d) if d.len() == tracks.len() => d,
-                    // An index written before the tables (or one `verify`
-                    // would report): the records say.
-                    _ => durations_from_records(&self.db, &tracks)?,
-                };
+            .map(|t| {
                 Ok(Part {
-                    id,
-                    file: self.segment_file(id)?,
-                    tracks,
-                    durations_s,
+                    id: t.segment,
+                    file: self.segment_file(t.segment)?,
+                    tracks: t.tracks,
+                    durations_s: t.durations_s,
                 })
             })
             .collect()
@@ -986,8 +1059,40 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.db.flush();
+        let flushed = self.db.flush();
+        if self.access == Access::Write && flushed.is_ok() {
+            // Best effort: without a view, queries read the catalogue.
+            let _ = self.write_view();
+        }
     }
+}
+
+/// What [`Store::open_view`] found.
+pub enum Viewed {
+    /// A view, and the segments it names, opened.
+    View(Box<View>, Vec<Part>),
+    /// No view this build reads: open the catalogue.
+    None,
+    /// A damaged view (the catalogue still answers).
+    Damaged(anyhow::Error),
+}
+
+/// Refuse an index whose recorded parameters are not the ones asked for.
+fn check_params(dir: &Path, stored: &Params, want: Option<&Params>) -> Result<()> {
+    if let Some(want) = want {
+        if want.digest() != stored.digest() {
+            bail!(
+                "the index at {} was built with preset/parameters '{}' (digest {:016x}), not '{}' (digest {:016x}); drop --preset/--params to use it as it is, or rebuild it with `ostid index --rebuild --preset {} DIR...`",
+                dir.display(),
+                stored.preset,
+                stored.digest(),
+                want.preset,
+                want.digest(),
+                want.preset
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Delete segment files no segment table references (left by a crash
@@ -1097,8 +1202,11 @@ pub fn is_removed(id: u32) -> bool {
     id == REMOVED
 }
 
-/// Take the index's lock file, or say who holds it.
-fn take_lock(dir: &Path) -> Result<File> {
+/// Take the index's lock file, or say who holds it: shared by queries
+/// reading a view, else exclusive (sled's catalogue takes its own
+/// exclusive lock). The holder writes who it is (of queries side by side,
+/// the last to start).
+fn take_lock(dir: &Path, shared: bool) -> Result<File> {
     let path = dir.join("lock");
     let mut file = OpenOptions::new()
         .read(true)
@@ -1107,7 +1215,12 @@ fn take_lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    match file.try_lock() {
+    let taken = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match taken {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
@@ -1324,7 +1437,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_3_index_is_read_and_marked_version_4_before_it_is_written() {
+    fn a_version_3_index_is_read_and_marked_current_before_it_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
         store
@@ -1386,6 +1499,188 @@ mod tests {
         assert_eq!(store.format_version(), FORMAT_VERSION);
     }
 
+    /// What a query reads of `dir` through its view, if it has one: the
+    /// params, the parts' tables and every record.
+    /// Params, each part's (id, tracks, durations) and every record.
+    type Seen = (Params, Vec<(u32, Vec<u32>, Vec<f64>)>, Vec<TrackRecord>);
+
+    fn viewed(dir: &Path) -> Option<Seen> {
+        match Store::open_view(dir, None).unwrap() {
+            Viewed::View(v, parts) => {
+                let tables = parts
+                    .into_iter()
+                    .map(|p| {
+                        assert_eq!(
+                            p.file.slots(),
+                            p.tracks.len(),
+                            "the file opened is the part's"
+                        );
+                        (p.id, p.tracks, p.durations_s)
+                    })
+                    .collect();
+                Some((v.params().clone(), tables, v.tracks().unwrap()))
+            }
+            Viewed::None => None,
+            Viewed::Damaged(e) => panic!("{e:#}"),
+        }
+    }
+
+    /// The same, from the catalogue.
+    fn catalogued(store: &Store) -> Seen {
+        let tables = store
+            .parts()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, p.tracks, p.durations_s))
+            .collect();
+        let mut records = store.tracks().unwrap();
+        records.sort_by_key(|r| r.id);
+        (store.params().clone(), tables, records)
+    }
+
+    #[test]
+    fn a_writer_deletes_the_view_before_it_changes_anything_and_writes_it_when_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dense = Params::preset("dense").unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, Some(&dense)).unwrap();
+        let a = store
+            .commit((0..3).map(|n| new_track(n, 30.0 + n as f64)).collect(), &[])
+            .unwrap();
+        let mut odd = new_track(3, 12.5);
+        odd.record.path_bytes = Some(b"/music/\xff.flac".to_vec());
+        odd.path_key = b"/music/\xff.flac".to_vec();
+        store.commit(vec![odd, new_track(4, 7.0)], &[]).unwrap();
+        store.remove(&[a[1]]).unwrap();
+        assert_eq!(
+            viewed(dir.path()),
+            None,
+            "no view while the first writer is open"
+        );
+        let want = catalogued(&store);
+        drop(store);
+        assert_eq!(viewed(dir.path()).as_ref(), Some(&want));
+        assert_eq!(want.2.len(), 4);
+
+        // The next writer: the view is gone as soon as it has the index,
+        // and a writer killed before it closes leaves none (queries then
+        // read the catalogue); closed, the view says what it changed.
+        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
+        assert!(!view::path(dir.path()).exists());
+        let segs: Vec<u32> = store.segment_tables().unwrap().into_keys().collect();
+        store.merge(&segs).unwrap();
+        store.remove(&[a[0]]).unwrap();
+        let want = catalogued(&store);
+        drop(store);
+        let got = viewed(dir.path()).unwrap();
+        assert_eq!(got, want);
+        assert_eq!((got.1.len(), got.2.len()), (1, 3));
+        assert_eq!(got.0, dense);
+        // A query asking for other parameters is refused, as by the catalogue.
+        let err = match Store::open_view(dir.path(), Some(&Params::default())) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("other parameters accepted"),
+        };
+        assert!(
+            err.contains("was built with preset/parameters 'dense'"),
+            "{err}"
+        );
+        let store = Store::open(dir.path(), Access::Read, None).unwrap();
+        let problems = crate::verify::verify(&store).unwrap().0;
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn queries_through_the_view_share_the_index_and_hold_no_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
+        store
+            .commit((0..3).map(|n| new_track(n, 10.0)).collect(), &[])
+            .unwrap();
+        drop(store);
+        let first = Store::open_view(dir.path(), None).unwrap();
+        let second = Store::open_view(dir.path(), None).unwrap();
+        assert!(matches!(
+            (&first, &second),
+            (Viewed::View(..), Viewed::View(..))
+        ));
+        // With both open, a writer takes the index, and the views it
+        // replaces still answer (their files are held).
+        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
+        let all: Vec<u32> = store.tracks().unwrap().iter().map(|t| t.id).collect();
+        store.remove(&all).unwrap();
+        store.tidy().unwrap();
+        if let Viewed::View(v, parts) = &first {
+            assert_eq!(v.tracks().unwrap().len(), 3);
+            assert!(parts[0].file.iter().count() > 0);
+        }
+        // While a writer has it there is no view, and the catalogue says
+        // who has it.
+        assert!(matches!(
+            Store::open_view(dir.path(), None).unwrap(),
+            Viewed::None
+        ));
+        let err = match Store::open(dir.path(), Access::Read, None) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("the index opened under a writer"),
+        };
+        assert!(err.contains("is in use by pid"), "{err}");
+        drop(store);
+        let (_, tables, records) = viewed(dir.path()).unwrap();
+        assert!(records.is_empty());
+        assert!(tables.is_empty(), "{tables:?}");
+    }
+
+    #[test]
+    fn verify_reports_a_view_at_odds_with_the_catalogue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
+        store
+            .commit((0..3).map(|n| new_track(n, 10.0)).collect(), &[])
+            .unwrap();
+        let tables = store.view_tables().unwrap();
+        let mut records = store.tracks().unwrap();
+        drop(store);
+        let check = |records: &[TrackRecord], tables: &[view::Table]| {
+            view::write(
+                dir.path(),
+                &view::Contents {
+                    format: FORMAT_VERSION,
+                    params: &Params::default(),
+                    tables,
+                    records,
+                },
+            )
+            .unwrap();
+            let store = Store::open(dir.path(), Access::Read, None).unwrap();
+            crate::verify::verify(&store).unwrap().0
+        };
+        assert_eq!(check(&records, &tables), Vec::<String>::new());
+        records[1].title = "another title".into();
+        let problems = check(&records, &tables);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("query view"), "{problems:?}");
+        records[1].title = "t1".into();
+        let mut moved = tables.clone();
+        moved[0].durations_s[2] = 11.0;
+        assert_eq!(check(&records, &moved).len(), 1);
+        // A damaged view: reported, and a query passes over it.
+        check(&records, &tables);
+        let p = view::path(dir.path());
+        let mut bytes = fs::read(&p).unwrap();
+        bytes[60] ^= 1;
+        fs::write(&p, &bytes).unwrap();
+        assert!(matches!(
+            Store::open_view(dir.path(), None).unwrap(),
+            Viewed::Damaged(_)
+        ));
+        let store = Store::open(dir.path(), Access::Read, None).unwrap();
+        let problems = crate::verify::verify(&store).unwrap().0;
+        assert!(
+            problems.len() == 1 && problems[0].contains("is damaged"),
+            "{problems:?}"
+        );
+    }
+
     #[test]
     fn verify_reports_a_track_in_no_slot_or_in_two() {
         let dir = tempfile::tempdir().unwrap();
@@ -1418,6 +1713,8 @@ mod tests {
 
     /// Rewrites one meta value of a closed index, as another build would.
     fn set_meta(dir: &Path, name: &str, value: &[u8]) {
+        // As a writer would: the view goes first.
+        view::remove(dir).unwrap();
         let db = open_catalogue(&sled_config(&dir.join("sled"))).unwrap();
         db.insert(meta_key(name), value).unwrap();
         db.flush().unwrap();

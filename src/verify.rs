@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::segment::Segment;
 use crate::store::{is_removed, Store, TrackRecord};
+use crate::view::View;
 
 /// What `verify` looked at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -158,6 +159,7 @@ pub fn verify(store: &Store) -> Result<(Vec<String>, Counts)> {
             audio_s
         ));
     }
+    problems.extend(view_problems(store, &tracks)?);
     Ok((
         problems,
         Counts {
@@ -166,4 +168,36 @@ pub fn verify(store: &Store) -> Result<(Vec<String>, Counts)> {
             postings: postings_checked,
         },
     ))
+}
+
+/// What is wrong with the query view, if there is one: it must say what
+/// the catalogue says (`tracks`: every record).
+fn view_problems(store: &Store, tracks: &[TrackRecord]) -> Result<Vec<String>> {
+    let fix = "`ostid compact` writes it afresh";
+    let view = match View::open(store.dir()) {
+        Ok(None) => return Ok(Vec::new()),
+        Ok(Some(v)) => v,
+        Err(e) => return Ok(vec![format!("{e:#}; {fix}")]),
+    };
+    let mut problems = Vec::new();
+    let mut differs = |what: &str| {
+        problems.push(format!(
+            "the query view ({}) differs from the catalogue in its {what}; {fix}",
+            crate::view::path(store.dir()).display()
+        ))
+    };
+    if view.format_version() != store.format_version() || view.params() != store.params() {
+        differs("format or parameters");
+    }
+    if view.tables() != store.view_tables()?.as_slice() {
+        differs("segment tables");
+    }
+    let mut records = tracks.to_vec();
+    records.sort_by_key(|t| t.id);
+    match view.tracks() {
+        Ok(v) if v == records => {}
+        Ok(_) => differs("track records"),
+        Err(e) => problems.push(format!("{e:#}")),
+    }
+    Ok(problems)
 }

@@ -1565,7 +1565,8 @@ fn verify_finds_a_damaged_index_and_rebuild_recovers() {
             .and(predicate::str::contains("--rebuild"))
             .and(predicate::str::contains("seg-")),
     );
-    // A catalogue that will not open names the way back.
+    // A catalogue that will not open names the way back; queries still
+    // answer from the view the last writer left.
     let sled_dir = db.join("sled");
     for e in std::fs::read_dir(&sled_dir).unwrap() {
         let p = e.unwrap().path();
@@ -1573,6 +1574,15 @@ fn verify_finds_a_damaged_index_and_rebuild_recovers() {
             std::fs::write(&p, b"not a sled file").unwrap();
         }
     }
+    ostid(&db)
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ostid index --rebuild"));
+    match_one(&db, "Coda@2.500_clean.wav")
+        .code(0)
+        .stdout(predicate::str::starts_with("Coda"));
+    std::fs::remove_file(db.join("view.bin")).unwrap();
     match_one(&db, "Coda@2.500_clean.wav")
         .code(2)
         .stderr(predicate::str::contains("ostid index --rebuild"));

@@ -19,7 +19,6 @@ use crate::hash::Landmark;
 use crate::matcher::{Matcher, Outcome};
 use crate::output::{self, ClipResult};
 use crate::params::Params;
-use crate::store::{Access, Store};
 use crate::warp;
 
 /// Clips decoded in parallel before their results are printed.
@@ -231,8 +230,7 @@ pub fn run(db: PathBuf, cfg: MatchConfig) -> Result<Status> {
     }
     let requested = requested_params(cfg.preset.as_deref(), None)?;
     super::read_lookups_from_env()?;
-    let store = Store::open(&db, Access::Read, requested.as_ref())?;
-    let mut matcher = Matcher::new(store)?;
+    let mut matcher = super::open_matcher(&db, requested.as_ref())?;
     // A few clip files are answered at once, reading the records of the
     // tracks named (at 10,000 h, reading all of them took longer than a
     // clip); a long list or a pipe reads them all and frees the index.

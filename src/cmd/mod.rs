@@ -93,6 +93,21 @@ pub fn read_lookups_from_env() -> Result<()> {
     Ok(())
 }
 
+/// A matcher of the index at `db`: from its query view when it has one
+/// this build reads (no catalogue opened, no lock held after), else from
+/// the catalogue. A damaged view is said on stderr and passed over.
+pub fn open_matcher(db: &Path, requested: Option<&Params>) -> Result<crate::matcher::Matcher> {
+    use crate::store::{Access, Store, Viewed};
+    match Store::open_view(db, requested)? {
+        Viewed::View(view, parts) => return Ok(crate::matcher::Matcher::from_view(view, parts)),
+        Viewed::None => {}
+        Viewed::Damaged(e) => eprintln!(
+            "ostid: {e:#}; reading the catalogue instead (`ostid compact` writes the view afresh)"
+        ),
+    }
+    crate::matcher::Matcher::new(Store::open(db, Access::Read, requested)?)
+}
+
 /// Parameters asked for with `--preset` or `--params`.
 pub fn requested_params(preset: Option<&str>, file: Option<&Path>) -> Result<Option<Params>> {
     if let Some(f) = file {

@@ -21,7 +21,6 @@ use crate::fingerprint::Fingerprinter;
 use crate::glance;
 use crate::matcher::{Matcher, Outcome};
 use crate::output::{self, ScanFormat};
-use crate::store::{Access, Store};
 use crate::warp::{self, Change};
 use crate::{progress, timeline};
 
@@ -183,8 +182,7 @@ fn hits(o: Outcome, start_s: f64, frame_s: f64, fft_s: f64) -> Vec<Hit> {
 pub fn run(db: PathBuf, cfg: ScanConfig) -> Result<Status> {
     exit_on_interrupt();
     super::read_lookups_from_env()?;
-    let store = Store::open(&db, Access::Read, None)?;
-    let mut matcher = Matcher::new(store)?;
+    let mut matcher = super::open_matcher(&db, None)?;
     // The matcher reads a snapshot: the index is free for `ostid index`
     // while a long scan runs.
     matcher.release()?;
