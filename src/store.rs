@@ -349,13 +349,14 @@ impl Store {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the index directory {}", dir.display()))?;
         let lock = take_lock(dir, false)?;
-        if access == Access::Write {
-            // Before anything changes: no view may say what the catalogue
-            // no longer says (a crash from here on leaves none).
+        // A writer, once it is sure to open: before anything changes, no
+        // view may say what the catalogue will no longer say (a crash from
+        // here on leaves none; one refused keeps it).
+        let unview = || {
             view::remove(dir).with_context(|| {
                 format!("cannot remove the query view {}", view::path(dir).display())
-            })?;
-        }
+            })
+        };
         recover_catalogue(dir)?;
         let db = open_catalogue(&sled_config(&sled_dir))
             .map_err(|e| {
@@ -371,6 +372,7 @@ impl Store {
                 let p = params.cloned().unwrap_or_default();
                 p.validate()
                     .map_err(|e| anyhow!("invalid parameters: {e}"))?;
+                unview()?;
                 let mut batch = sled::Batch::default();
                 batch.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..]);
                 batch.insert(meta_key("params"), serde_json::to_vec(&p)?);
@@ -405,6 +407,9 @@ impl Store {
                     .ok_or_else(|| anyhow!("the index at {} has no parameters recorded; rebuild it with `ostid index --rebuild DIR...`", dir.display()))?;
                 let stored = read_params(&raw, dir)?;
                 check_params(dir, &stored, params)?;
+                if access == Access::Write {
+                    unview()?;
+                }
                 if version < FORMAT_VERSION && access == Access::Write {
                     db.insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes()[..])?;
                     db.flush()?;
@@ -1560,6 +1565,9 @@ mod tests {
         drop(store);
         assert_eq!(viewed(dir.path()).as_ref(), Some(&want));
         assert_eq!(want.2.len(), 4);
+        // A writer refused (other parameters) changes nothing: the view stays.
+        assert!(Store::open(dir.path(), Access::Write, Some(&Params::default())).is_err());
+        assert_eq!(viewed(dir.path()).as_ref(), Some(&want));
 
         // The next writer: the view is gone as soon as it has the index,
         // and a writer killed before it closes leaves none (queries then
