@@ -167,8 +167,8 @@ pub struct Store {
     format: u32,
     counters: Counters,
     merge_failpoint: Option<MergeStep>,
-    /// Opened to write: the query view was deleted when opened, and is
-    /// written afresh when the store is dropped.
+    /// Opened to write: the query view was deleted as it opened, and is
+    /// written afresh when the store is dropped (even if nothing changed).
     access: Access,
     _lock: File,
 }
