@@ -1310,6 +1310,15 @@ mod tests {
         test_track(n, duration_s, landmarks)
     }
 
+    /// A new index at `dir` with tracks 0, 1 and 2 of 10 s, committed.
+    fn three_tracks(dir: &Path) -> Store {
+        let mut store = Store::open(dir, Access::Write, None).unwrap();
+        store
+            .commit((0..3).map(|n| new_track(n, 10.0)).collect(), &[])
+            .unwrap();
+        store
+    }
+
     /// Durations of every live slot, as the parts give them and as the
     /// records say.
     type Durations = Vec<(u32, f64)>;
@@ -1444,10 +1453,7 @@ mod tests {
     #[test]
     fn a_version_3_index_is_read_and_marked_current_before_it_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
-        store
-            .commit((0..3).map(|n| new_track(n, 10.0)).collect(), &[])
-            .unwrap();
+        let mut store = three_tracks(dir.path());
         let b = store
             .commit((3..6).map(|n| new_track(n, 20.0)).collect(), &[])
             .unwrap();
@@ -1600,10 +1606,7 @@ mod tests {
     #[test]
     fn queries_through_the_view_share_the_index_and_hold_no_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
-        store
-            .commit((0..3).map(|n| new_track(n, 10.0)).collect(), &[])
-            .unwrap();
+        let store = three_tracks(dir.path());
         drop(store);
         let first = Store::open_view(dir.path(), None).unwrap();
         let second = Store::open_view(dir.path(), None).unwrap();
@@ -1641,10 +1644,7 @@ mod tests {
     #[test]
     fn verify_reports_a_view_at_odds_with_the_catalogue() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Access::Write, None).unwrap();
-        store
-            .commit((0..3).map(|n| new_track(n, 10.0)).collect(), &[])
-            .unwrap();
+        let store = three_tracks(dir.path());
         let tables = store.view_tables().unwrap();
         let mut records = store.tracks().unwrap();
         drop(store);

@@ -20,7 +20,7 @@
 //! | 4 | view layout version ([`VERSION`]) |
 //! | 4 | the index's format version |
 //! | 8 | length of the head |
-//! | 8 | FNV-1a 64 of the format version and the head |
+//! | 8 | checksum of the format version and the head ([`checksum`]) |
 //! | 8 | length of the records |
 //! | head | params JSON (u32 length first); segments (u32 count; each: u32 id, u32 slots, the slots' track ids as u32, their durations as f64); the record index (u32 count; each, by ascending id: u32 id, u32 length, u64 offset into the records) |
 //! | records | each track's record as JSON |
@@ -44,8 +44,9 @@ pub const FILE: &str = "view.bin";
 const TEMP: &str = "view.bin.tmp";
 const MAGIC: &[u8; 8] = b"OSTIDVW1";
 /// Bumped when the layout above changes (an older view is then ignored:
-/// the catalogue is read, and the next writer writes a new one).
-pub const VERSION: u32 = 1;
+/// the catalogue is read, and the next writer writes a new one). Version
+/// 2: the checksum steps over words.
+pub const VERSION: u32 = 2;
 const HEADER: usize = 40;
 /// Bytes of one entry of the record index.
 const ENTRY: usize = 16;
@@ -68,15 +69,21 @@ pub struct Contents<'a> {
     pub records: &'a [TrackRecord],
 }
 
-/// FNV-1a, 64 bits, of the format version and the head: catches damage,
-/// not an adversary.
+/// FNV-1a's steps over 8-byte words (the last padded with zeros), of the
+/// format version and the head: each step is a bijection of the word, so
+/// damage to any one word always shows. Catches damage, not an adversary.
+/// A word a step rather than a byte: every query checks the head, and at
+/// 10,000 h (3.5 MB) byte steps took 4.1–4.7 ms of opening the view.
 fn checksum(format: u32, head: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in format.to_le_bytes().iter().chain(head) {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+    let words = head.chunks_exact(8);
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    let h = step(0xcbf2_9ce4_8422_2325, format as u64);
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+        .chain([u64::from_le_bytes(last)])
+        .fold(h, step)
 }
 
 /// The view's path in `dir`.
